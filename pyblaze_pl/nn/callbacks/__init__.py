@@ -1,0 +1,19 @@
+"""PyBlaze callbacks; Lightning callbacks can be passed alongside them."""
+
+from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.callbacks.early_stopping import EarlyStopping
+from pyblaze_pl.nn.callbacks.progress import (
+    BatchProgressLogger,
+    EpochProgressLogger,
+    PredictionProgressLogger,
+)
+
+__all__ = [
+    "BatchProgressLogger",
+    "CallbackException",
+    "EarlyStopping",
+    "EpochProgressLogger",
+    "PredictionCallback",
+    "PredictionProgressLogger",
+    "TrainingCallback",
+]

@@ -1,0 +1,118 @@
+"""The one Lightning callback that calls PyBlaze callbacks' hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+from torch import nn
+
+from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.results import Evaluation
+
+
+def batch_loss(outputs: Any) -> Any:
+    """The loss in what a ``training_step`` returned (a tensor or a dict with ``'loss'``)."""
+    return outputs.get("loss") if isinstance(outputs, dict) else outputs
+
+
+class PyBlazeBridge(pl.Callback):
+    """Calls PyBlaze ``TrainingCallback``/``PredictionCallback`` hooks from Lightning's hooks.
+
+    ``before_epoch`` and ``after_epoch`` may raise :class:`CallbackException`: training then stops
+    at the end of the current epoch and the message is printed after ``after_training``.
+    ``after_epoch`` is called by the engine's epoch end, once the epoch's metrics are known.
+    """
+
+    def __init__(self, model: nn.Module, callbacks: Sequence[object]) -> None:
+        self.model = model
+        self.training = [c for c in callbacks if isinstance(c, TrainingCallback)]
+        self.prediction = [c for c in callbacks if isinstance(c, PredictionCallback)]
+        self.stop_reason: CallbackException | None = None
+        self._training_started = False
+
+    def _stop(self, trainer: pl.Trainer, exception: CallbackException) -> None:
+        self.stop_reason = exception
+        trainer.should_stop = True
+
+    # training
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._training_started = True
+        for c in self.training:
+            c.before_training(self.model, trainer.max_epochs)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        try:
+            for c in self.training:
+                c.before_epoch(trainer.current_epoch, trainer.num_training_batches)
+        except CallbackException as e:
+            self._stop(trainer, e)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
+    ) -> None:
+        loss = batch_loss(outputs)
+        for c in self.training:
+            c.after_batch(loss)
+
+    def after_epoch(self, trainer: pl.Trainer, metrics: Evaluation) -> None:
+        try:
+            for c in self.training:
+                c.after_epoch(metrics)
+        except CallbackException as e:
+            self._stop(trainer, e)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.end_training()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.end_training()
+
+    def end_training(self) -> None:
+        if not self._training_started:
+            return
+        self._training_started = False
+        for c in self.training:
+            c.after_training()
+        if self.stop_reason is not None:
+            print(self.stop_reason)
+
+    # evaluation (validation inside fit, and evaluate/predict)
+    def _before(self, trainer: pl.Trainer, num_batches: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        total = sum(num_batches) if isinstance(num_batches, list) else num_batches
+        for c in self.prediction:
+            c.before_predictions(self.model, int(total))
+
+    def _batch_end(self, trainer: pl.Trainer) -> None:
+        if not trainer.sanity_checking:
+            for c in self.prediction:
+                c.after_batch(None)  # as PyBlaze: no loss during predictions
+
+    def _after(self, trainer: pl.Trainer) -> None:
+        if not trainer.sanity_checking:
+            for c in self.prediction:
+                c.after_predictions()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._before(trainer, trainer.num_val_batches)
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._batch_end(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._after(trainer)
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._before(trainer, trainer.num_predict_batches)
+
+    def on_predict_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._batch_end(trainer)
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._after(trainer)

@@ -1,0 +1,64 @@
+"""PyBlaze's callback interfaces. Engines call them through a Lightning callback (the bridge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from pyblaze_pl.nn.results import Evaluation
+
+
+class CallbackException(Exception):
+    """Raised by a callback in ``before_epoch`` or ``after_epoch`` to end training cleanly.
+
+    ``fit`` then returns the History recorded so far and prints the exception's message.
+
+    Example:
+        >>> class StopAtTwo(TrainingCallback):
+        ...     def after_epoch(self, metrics):
+        ...         if metrics["train_loss"] < 2:
+        ...             raise CallbackException("Loss below 2.")
+    """
+
+
+class TrainingCallback:
+    """Hooks that an engine calls while training. Override the ones you need.
+
+    A callback resets its state in ``before_training``, so one instance can serve several ``fit``
+    calls.
+    """
+
+    def before_training(self, model: nn.Module, num_epochs: int) -> None:
+        """Called once before the first epoch (the model is already on its device)."""
+
+    def before_epoch(self, current: int, num_iterations: int) -> None:
+        """Called before epoch ``current`` (0-based) with its number of batches. May raise
+        :class:`CallbackException` to stop training."""
+
+    def after_batch(self, train_loss: Any) -> None:
+        """Called after every training batch with its loss.
+
+        The loss is a detached 0-dim tensor (``float(train_loss)`` gives the number) so that no
+        callback forces a host synchronisation per batch unless it asks for the value.
+        """
+
+    def after_epoch(self, metrics: Evaluation) -> None:
+        """Called after each epoch (and its validation) with the epoch's metrics. May raise
+        :class:`CallbackException` to stop training."""
+
+    def after_training(self) -> None:
+        """Called once when training ends, also when it was stopped early or interrupted."""
+
+
+class PredictionCallback:
+    """Hooks that an engine calls while it evaluates or predicts (also during validation)."""
+
+    def before_predictions(self, model: nn.Module, num_iterations: int) -> None:
+        """Called before the first batch with the number of batches."""
+
+    def after_batch(self, *args: Any) -> None:
+        """Called after every batch."""
+
+    def after_predictions(self) -> None:
+        """Called after the last batch."""

@@ -1,0 +1,6 @@
+"""Engines: how a model is trained, evaluated and used for predictions."""
+
+from pyblaze_pl.nn.engine.base import Engine
+from pyblaze_pl.nn.engine.supervised import SupervisedEngine
+
+__all__ = ["Engine", "SupervisedEngine"]

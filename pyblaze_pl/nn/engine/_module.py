@@ -1,0 +1,107 @@
+"""The private LightningModule that runs an engine's batches inside a Lightning Trainer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from torch import nn
+
+if TYPE_CHECKING:
+    from pyblaze_pl.nn.engine.base import Engine
+
+
+class EngineModule(pl.LightningModule):
+    """Owns the user's model as a submodule and delegates every step to the engine.
+
+    Optimization is manual: the engine's ``train_batch`` does backward and optimizer steps
+    itself (as in PyBlaze), through :meth:`Engine.backward` and :meth:`Engine.optimizer_step`,
+    which route through Lightning's strategy (precision, DDP, gradient clipping).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: dict[str, torchmetrics.Metric] | None = None,
+        train_kwargs: dict[str, Any] | None = None,
+        predict_kwargs: dict[str, Any] | None = None,
+        clip: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = engine.model
+        self.engine = engine
+        self.metric_names = list(metrics or {})
+        self.metric_list = nn.ModuleList((metrics or {}).values())
+        self.train_kwargs = train_kwargs or {}
+        self.predict_kwargs = predict_kwargs or {}
+        self.clip = clip or {}
+        self.epoch_metrics: dict[str, torch.Tensor] = {}
+        self._optimizers: dict[int, Any] = {}
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    # optimization
+    def configure_optimizers(self) -> list[torch.optim.Optimizer] | None:
+        optimizers = [v for v in self.train_kwargs.values() if isinstance(v, torch.optim.Optimizer)]
+        return optimizers or None
+
+    def on_train_start(self) -> None:
+        optimizers = self.optimizers(use_pl_optimizer=True)
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        self._optimizers = {id(o.optimizer): o for o in optimizers}
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Steps ``optimizer`` through Lightning (precision plugin, step counters), then zeroes
+        its gradients."""
+        wrapped = self._optimizers.get(id(optimizer), optimizer)
+        if self.clip.get("gradient_clip_val") is not None:
+            self.clip_gradients(wrapped, **self.clip)
+        wrapped.step()
+        wrapped.zero_grad()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        engine = self.engine
+        engine.iteration = batch_idx
+        engine.num_iterations = self.trainer.num_training_batches
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        engine.is_last_iteration = (
+            progress.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches
+        )
+        loss = engine.train_batch(batch, **self.train_kwargs)
+        if isinstance(loss, torch.Tensor):
+            return loss.detach()
+        return torch.as_tensor(loss, dtype=torch.float32, device=self.device)
+
+    # evaluation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        y_pred, y_true = self.engine.eval_batch(batch)
+        for metric in self.metric_list:
+            metric.update(y_pred, y_true)
+
+    def on_validation_epoch_end(self) -> None:
+        values: dict[str, torch.Tensor] = {}
+        for name, metric in zip(self.metric_names, self.metric_list, strict=True):
+            value = metric.compute()
+            metric.reset()
+            if isinstance(value, dict):
+                values.update({f"{name}_{k}": v for k, v in value.items()})
+            else:
+                values[name] = value
+        if self.trainer.sanity_checking:
+            return
+        if self.trainer.state.fn == "fit":
+            values = {f"val_{k}": v for k, v in values.items()}
+            for name, value in values.items():
+                self.log(name, value.float())
+        self.epoch_metrics = values
+
+    def pop_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        values, self.epoch_metrics = self.epoch_metrics, {}
+        return values
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        return self.engine.predict_batch(batch, **self.predict_kwargs)

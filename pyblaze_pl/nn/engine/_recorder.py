@@ -1,0 +1,88 @@
+"""Records the History: per-batch losses stay on the device, and each epoch's numbers reach the
+host in one transfer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge, batch_loss
+from pyblaze_pl.nn.results import Evaluation, History
+
+
+def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
+    """All values of ``tensors`` as Python floats, with a single device-to-host transfer."""
+    if not tensors:
+        return []
+    device = tensors[0].device
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    flat = [t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors]
+    return torch.cat(flat).tolist()
+
+
+def training_epoch_complete(trainer: pl.Trainer) -> bool:
+    """Whether the current training epoch has run its last batch."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
+
+
+class HistoryRecorder(pl.Callback):
+    """Collects each batch's loss (detached, on the device) and, at the end of every epoch, the
+    epoch's metrics; appends one record per epoch to :attr:`history` and hands the record to
+    the PyBlaze callbacks' ``after_epoch``.
+
+    Args:
+        bridge: The bridge whose ``after_epoch`` receives each record.
+        collect: Returns the epoch's other metrics (validation), as tensors.
+        log_train_loss: Whether to log ``train_loss`` for Lightning callbacks and loggers.
+    """
+
+    def __init__(
+        self,
+        bridge: PyBlazeBridge,
+        collect: Callable[[], dict[str, Any]],
+        log_train_loss: bool = True,
+    ) -> None:
+        self.bridge = bridge
+        self.collect = collect
+        self.log_train_loss = log_train_loss
+        self.history = History()
+        self._losses: list[torch.Tensor] = []
+        self._logged = False
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._losses = []
+        self._logged = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
+    ) -> None:
+        loss = batch_loss(outputs)
+        if loss is not None:
+            self._losses.append(loss.detach())
+
+    def _log_train_loss(self, pl_module: pl.LightningModule) -> None:
+        if self.log_train_loss and self._losses and not self._logged:
+            self._logged = True
+            pl_module.log("train_loss", torch.stack(self._losses).float().mean())
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning callbacks that act when validation ends (ModelCheckpoint) must see train_loss.
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            if training_epoch_complete(trainer):
+                self._log_train_loss(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._losses:  # stopped before the epoch's first batch
+            return
+        self._log_train_loss(pl_module)
+        metrics = self.collect()
+        values = to_host([torch.stack(self._losses), *metrics.values()])
+        micro, rest = values[: len(self._losses)], values[len(self._losses) :]
+        record = {"train_loss": math.fsum(micro) / len(micro), **dict(zip(metrics, rest))}
+        self.history._metrics.append({"micro_train_loss": micro, **record})
+        self.bridge.after_epoch(trainer, Evaluation(record))

@@ -1,0 +1,107 @@
+"""The engine for ``(x, y)`` data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from pyblaze_pl.nn.engine.base import Engine
+from pyblaze_pl.nn.results import History
+
+
+class SupervisedEngine(Engine):
+    """Trains on batches ``(x, y)``: ``loss(model(x), y)``.
+
+    ``predict`` accepts batches of inputs only (a tensor or a 1-tuple) or ``(x, y)`` pairs, whose
+    targets it ignores.
+
+    Example:
+        >>> class Model(xnn.Estimator, nn.Module):  # doctest: +SKIP
+        ...     __engine__ = xnn.SupervisedEngine
+        >>> model.fit(loader, optimizer=optim.Adam(model.parameters()), loss=nn.MSELoss())
+    """
+
+    def train(
+        self,
+        train_data: Iterable,
+        val_data: Iterable | None = None,
+        epochs: int = 20,
+        callbacks: Sequence[object] | None = None,
+        metrics: Mapping[str, object] | None = None,
+        gpu: object = "auto",
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        loss: Callable[[Any, Any], torch.Tensor] | None = None,
+        gradient_accumulation_steps: int = 1,
+        **kwargs: Any,
+    ) -> History:
+        """Trains the model; see :meth:`Engine.train` for the common arguments.
+
+        Args:
+            optimizer: The optimizer of the model's parameters.
+            loss: The loss ``(y_pred, y_true) -> Tensor``; also reported as ``val_loss``.
+            gradient_accumulation_steps: Batches per optimizer step. Each batch's loss is
+                divided by this number for the backward pass; the optimizer also steps after
+                the last batch of an epoch. ``micro_train_loss`` records each batch's own loss.
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"Expected optimizer to be a torch.optim.Optimizer, e.g. "
+                f"optim.Adam(model.parameters()). Received: {type(optimizer).__name__}."
+            )
+        if not callable(loss):
+            raise TypeError(
+                f"Expected loss to be a callable (y_pred, y_true) -> Tensor, e.g. "
+                f"nn.CrossEntropyLoss(). Received: {type(loss).__name__}."
+            )
+        steps = gradient_accumulation_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(
+                f"Expected gradient_accumulation_steps to be an int >= 1. Received: {steps!r}."
+            )
+        return super().train(
+            train_data,
+            val_data,
+            epochs,
+            callbacks,
+            metrics,
+            gpu,
+            optimizer=optimizer,
+            loss=loss,
+            gradient_accumulation_steps=steps,
+            **kwargs,
+        )
+
+    def train_batch(
+        self,
+        data: Any,
+        optimizer: torch.optim.Optimizer,
+        loss: Callable[[Any, Any], torch.Tensor],
+        gradient_accumulation_steps: int = 1,
+    ) -> torch.Tensor:
+        if self.iteration == 0:
+            optimizer.zero_grad()
+        y_pred, y_true = self.eval_batch(data)
+        batch_loss = loss(y_pred, y_true)
+        steps = gradient_accumulation_steps
+        self.backward(batch_loss / steps if steps > 1 else batch_loss)
+        if (self.iteration + 1) % steps == 0 or self.is_last_iteration:
+            self.optimizer_step(optimizer)
+        return batch_loss.detach()
+
+    def eval_batch(self, data: Any) -> tuple[Any, Any]:
+        if not isinstance(data, (list, tuple)) or len(data) != 2:
+            raise ValueError(
+                f"Expected SupervisedEngine batches to be pairs (x, y). Received: "
+                f"{type(data).__name__}"
+                + (f" of length {len(data)}." if isinstance(data, (list, tuple)) else ".")
+            )
+        x, y_true = data
+        return self.forward(x), y_true
+
+    def predict_batch(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, (list, tuple)) and len(data) in (1, 2):
+            data = data[0]
+        return self.forward(data)

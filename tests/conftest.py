@@ -1,0 +1,52 @@
+"""Shared fixtures: small deterministic data and models."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pyblaze_pl.nn as xnn
+
+matplotlib.use("Agg")
+
+
+class Net(xnn.Estimator, nn.Module):
+    """A small classifier: 8 features -> 3 classes."""
+
+    __engine__ = xnn.SupervisedEngine
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(8, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def make_dataset(n: int = 100, seed: int = 0) -> TensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=generator)
+    y = torch.randint(0, 3, (n,), generator=generator)
+    return TensorDataset(x, y)
+
+
+def make_loader(dataset, batch_size: int = 16, shuffle: bool = False, seed: int = 1) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+@pytest.fixture
+def net() -> Net:
+    torch.manual_seed(0)
+    return Net()
+
+
+def clone(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model)
