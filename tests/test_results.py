@@ -33,11 +33,11 @@ def test_access():
 def test_unknown_metric_lists_the_keys():
     history = make_history()
     with pytest.raises(AttributeError, match=r"'val_accuracy'.*micro_train_loss.*val_loss"):
-        history.val_accuracy
+        _ = history.val_accuracy
     with pytest.raises(KeyError, match="val_accuracy"):
         history["val_accuracy"]
     with pytest.raises(AttributeError, match=r"Available: \[\]"):
-        History().train_loss
+        _ = History().train_loss
 
 
 def test_missing_epoch_values_are_nan():
@@ -65,11 +65,11 @@ def test_load_pyblaze_v1_file(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
         History.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(ValueError, match=r"bad\.json"):
         History.load(bad)
     bad.write_text(json.dumps({"duration": 1}))
     with pytest.raises(ValueError, match="metrics"):
@@ -100,4 +100,4 @@ def test_evaluation():
     assert evaluation.with_prefix("val_")["val_accuracy"] == 0.9
     assert "accuracy" in evaluation
     with pytest.raises(AttributeError, match=r"'recall'.*Available"):
-        evaluation.recall
+        _ = evaluation.recall

@@ -22,7 +22,8 @@ class Estimator:
         ...         self.linear = nn.Linear(4, 2)
         ...     def forward(self, x):
         ...         return self.linear(x)
-        >>> history = Model().fit(loader, optimizer=..., loss=nn.CrossEntropyLoss())  # doctest: +SKIP
+        >>> model = Model()
+        >>> history = model.fit(loader, optimizer=opt, loss=nn.MSELoss())  # doctest: +SKIP
     """
 
     @property

@@ -93,6 +93,4 @@ def resolve_gpu(gpu: object) -> DeviceConfig:
         for index in gpu:
             _check_index(index, count, gpu)
         return _gpus(list(gpu))
-    raise ValueError(
-        f"Expected gpu to be {GPU_CHOICES}. Received: {gpu!r} ({type(gpu).__name__})."
-    )
+    raise ValueError(f"Expected gpu to be {GPU_CHOICES}. Received: {gpu!r} ({type(gpu).__name__}).")

@@ -72,9 +72,9 @@ class HistoryRecorder(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning callbacks that act when validation ends (ModelCheckpoint) must see train_loss.
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            if training_epoch_complete(trainer):
-                self._log_train_loss(pl_module)
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
+        if fitting and training_epoch_complete(trainer):
+            self._log_train_loss(pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._losses:  # stopped before the epoch's first batch
@@ -83,6 +83,9 @@ class HistoryRecorder(pl.Callback):
         metrics = self.collect()
         values = to_host([torch.stack(self._losses), *metrics.values()])
         micro, rest = values[: len(self._losses)], values[len(self._losses) :]
-        record = {"train_loss": math.fsum(micro) / len(micro), **dict(zip(metrics, rest))}
+        record = {
+            "train_loss": math.fsum(micro) / len(micro),
+            **dict(zip(metrics, rest, strict=True)),
+        }
         self.history._metrics.append({"micro_train_loss": micro, **record})
         self.bridge.after_epoch(trainer, Evaluation(record))

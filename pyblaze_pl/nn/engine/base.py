@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -275,7 +275,7 @@ class Engine(TrainingCallback, PredictionCallback):
         return self.collate_predictions(outputs)
 
     @contextmanager
-    def _running(self, module: EngineModule):  # noqa: ANN202
+    def _running(self, module: EngineModule) -> Iterator[None]:
         self._module = module
         try:
             with quiet():

@@ -1,0 +1,53 @@
+"""`make demo`: examples/train_classifier.py on the bundled digits and on a CIFAR-10 folder."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from test_datasets import _write_cifar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import train_classifier
+
+
+def test_demo_on_digits_reaches_90_percent(tmp_path, capsys):
+    accuracy = train_classifier.main(["--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert accuracy >= 0.90
+    assert out.startswith("Epoch 1/20:\n [Elapsed ")
+    assert re.search(r"^Our model achieves an accuracy of \d+\.\d\d%\.$", out, re.MULTILINE)
+    for name in ("loss.png", "validation.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_demo_loads_cifar10_from_a_folder(tmp_path, capsys):
+    _write_cifar(tmp_path / "data")
+    accuracy = train_classifier.main(
+        [
+            "--dataset",
+            "cifar10",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert 0.0 <= accuracy <= 1.0
+    assert "Epoch 1/1:" in capsys.readouterr().out
+    assert (tmp_path / "out" / "loss.png").exists()
+
+
+def test_demo_cifar10_without_data_or_network_names_the_folder(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
+    with pytest.raises(OSError, match="network unreachable"):
+        train_classifier.main(["--dataset", "cifar10", "--data-root", str(tmp_path)])
