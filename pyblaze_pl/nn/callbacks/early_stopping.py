@@ -44,8 +44,10 @@ class EarlyStopping(TrainingCallback):
         minimize: bool = True,
     ) -> None:
         names = [metric] if isinstance(metric, str) else metric
-        if not isinstance(names, (list, tuple)) or not names or not all(
-            isinstance(m, str) for m in names
+        if (
+            not isinstance(names, (list, tuple))
+            or not names
+            or not all(isinstance(m, str) for m in names)
         ):
             raise ValueError(
                 f"Expected metric to be a metric name or a non-empty list of names, e.g. "

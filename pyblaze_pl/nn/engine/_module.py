@@ -41,6 +41,14 @@ class EngineModule(pl.LightningModule):
         self.epoch_metrics: dict[str, torch.Tensor] = {}
         self._optimizers: dict[int, Any] = {}
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` twice per hook call, several times per batch;
+        # nn.Module.__setattr__'s Parameter/Module checks are not needed for a plain string.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
