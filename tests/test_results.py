@@ -101,3 +101,29 @@ def test_evaluation():
     assert "accuracy" in evaluation
     with pytest.raises(AttributeError, match=r"'recall'.*Available"):
         _ = evaluation.recall
+
+
+def test_plot_returns_a_figure_without_opening_a_window(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    history = History(
+        1.0,
+        [
+            {"micro_train_loss": [1.0, 0.8], "train_loss": 0.9, "val_loss": 1.0, "val_acc": 0.5},
+            {"micro_train_loss": [0.7, 0.5], "train_loss": 0.6, "val_loss": 0.8, "val_acc": 0.6},
+        ],
+    )
+    open_before = plt.get_fignums()
+    figure = history.plot()
+    assert isinstance(figure, Figure)
+    assert plt.get_fignums() == open_before  # not registered with pyplot
+    loss_axes, metric_axes = figure.axes
+    labels = [line.get_label() for line in loss_axes.lines]
+    assert labels == ["batch train_loss", "train_loss", "val_loss"]
+    assert list(loss_axes.lines[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]
+    assert list(metric_axes.lines[0].get_ydata()) == [0.5, 0.6]
+    figure.savefig(tmp_path / "history.png")
+    assert len(history.plot(keys=["val_acc"]).axes) == 1
+    with pytest.raises(ValueError, match=r"\['nope'\].*Valid"):
+        history.plot(keys=["nope"])

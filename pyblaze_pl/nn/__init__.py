@@ -14,7 +14,7 @@ from pyblaze_pl.nn.callbacks import (
     PredictionProgressLogger,
     TrainingCallback,
 )
-from pyblaze_pl.nn.engine import Engine, SupervisedEngine
+from pyblaze_pl.nn.engine import Engine, LightningEngine, SupervisedEngine
 from pyblaze_pl.nn.estimator import Estimator
 from pyblaze_pl.nn.results import Evaluation, History
 
@@ -27,6 +27,7 @@ __all__ = [
     "Estimator",
     "Evaluation",
     "History",
+    "LightningEngine",
     "PredictionCallback",
     "PredictionProgressLogger",
     "SupervisedEngine",

@@ -184,3 +184,41 @@ class _Concatenated(Metric):
             f"Expected metrics[{self.name!r}] to return a Tensor, a number or a dict of them. "
             f"Received: {value!r} ({type(value).__name__})."
         )
+
+
+class MetricSet(nn.Module):
+    """Named metrics updated together; :meth:`compute` returns flat ``name -> tensor`` values
+    (a dict-valued metric ``m`` gives ``m_<key>``) and resets the metrics."""
+
+    def __init__(self, metrics: Mapping[str, object] | None = None) -> None:
+        super().__init__()
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"Expected metrics to be a dict of name -> metric function or torchmetrics "
+                f"Metric. Received: {type(metrics).__name__}."
+            )
+        metrics = dict(metrics or {})
+        self.names = list(metrics)
+        self.metrics = nn.ModuleList(to_metric(name, m) for name, m in metrics.items())
+
+    def add(self, name: str, metric: object) -> None:
+        self.names.append(name)
+        self.metrics.append(to_metric(name, metric))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def update(self, y_pred: Any, y_true: Any) -> None:
+        for metric in self.metrics:
+            metric.update(y_pred, y_true)
+
+    def compute(self) -> dict[str, Tensor]:
+        values: dict[str, Tensor] = {}
+        for name, metric in zip(self.names, self.metrics, strict=True):
+            value = metric.compute()
+            metric.reset()
+            if isinstance(value, Mapping):
+                values.update({f"{name}_{key}": v for key, v in value.items()})
+            else:
+                values[name] = value
+        return values

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytorch_lightning as pl
+
 from pyblaze_pl.nn.engine.base import Engine
+from pyblaze_pl.nn.engine.lightning import LightningEngine
 from pyblaze_pl.nn.results import Evaluation, History
 
 
@@ -12,7 +15,8 @@ class Estimator:
     """Mixin for ``nn.Module`` that adds ``fit``, ``evaluate`` and ``predict``.
 
     They call ``train``, ``evaluate`` and ``predict`` of :attr:`engine`, an instance of the class
-    attribute ``__engine__`` built once per model.
+    attribute ``__engine__`` built once per model. A ``pytorch_lightning.LightningModule``
+    without ``__engine__`` is trained by its own ``training_step`` (:class:`LightningEngine`).
 
     Example:
         >>> class Model(xnn.Estimator, nn.Module):
@@ -31,7 +35,7 @@ class Estimator:
         """The model's engine, built on first use from ``__engine__``."""
         engine = self.__dict__.get("_pyblaze_engine")
         if engine is None:
-            engine_class = getattr(type(self), "__engine__", None)
+            engine_class = getattr(type(self), "__engine__", _default_engine(self))
             if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
                 raise TypeError(
                     f"Expected {type(self).__name__}.__engine__ to be an Engine subclass such as "
@@ -52,3 +56,16 @@ class Estimator:
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """Predicts with the model: ``self.engine.predict(*args, **kwargs)``."""
         return self.engine.predict(*args, **kwargs)
+
+
+def _default_engine(model: object) -> type[Engine] | None:
+    if isinstance(model, pl.LightningModule):
+        return LightningEngine
+    foreign = [c for c in type(model).__mro__ if c.__module__.startswith("lightning.")]
+    if foreign:
+        raise TypeError(
+            f"Expected a pytorch_lightning.LightningModule. Received: {type(model).__name__}, "
+            f"a subclass of {foreign[0].__module__}.{foreign[0].__name__} from the separate "
+            f"`lightning` package; subclass `pytorch_lightning.LightningModule` instead."
+        )
+    return None

@@ -1,6 +1,7 @@
 """Engines: how a model is trained, evaluated and used for predictions."""
 
 from pyblaze_pl.nn.engine.base import Engine
+from pyblaze_pl.nn.engine.lightning import LightningEngine
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 
-__all__ = ["Engine", "SupervisedEngine"]
+__all__ = ["Engine", "LightningEngine", "SupervisedEngine"]

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics
-from torch import nn
+
+from pyblaze_pl.nn._metrics import MetricSet
 
 if TYPE_CHECKING:
     from pyblaze_pl.nn.engine.base import Engine
@@ -24,7 +24,7 @@ class EngineModule(pl.LightningModule):
     def __init__(
         self,
         engine: Engine,
-        metrics: dict[str, torchmetrics.Metric] | None = None,
+        metrics: MetricSet | None = None,
         train_kwargs: dict[str, Any] | None = None,
         predict_kwargs: dict[str, Any] | None = None,
         clip: dict[str, Any] | None = None,
@@ -33,8 +33,7 @@ class EngineModule(pl.LightningModule):
         self.automatic_optimization = False
         self.model = engine.model
         self.engine = engine
-        self.metric_names = list(metrics or {})
-        self.metric_list = nn.ModuleList((metrics or {}).values())
+        self.metrics = metrics or MetricSet()
         self.train_kwargs = train_kwargs or {}
         self.predict_kwargs = predict_kwargs or {}
         self.clip = clip or {}
@@ -86,25 +85,14 @@ class EngineModule(pl.LightningModule):
 
     # evaluation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        y_pred, y_true = self.engine.eval_batch(batch)
-        for metric in self.metric_list:
-            metric.update(y_pred, y_true)
+        self.metrics.update(*self.engine.eval_batch(batch))
 
     def on_validation_epoch_end(self) -> None:
-        values: dict[str, torch.Tensor] = {}
-        for name, metric in zip(self.metric_names, self.metric_list, strict=True):
-            value = metric.compute()
-            metric.reset()
-            if isinstance(value, dict):
-                values.update({f"{name}_{k}": v for k, v in value.items()})
-            else:
-                values[name] = value
+        values = self.metrics.compute()
         if self.trainer.sanity_checking:
             return
         if self.trainer.state.fn == "fit":
-            values = {f"val_{k}": v for k, v in values.items()}
-            for name, value in values.items():
-                self.log(name, value.float())
+            values = log_validation_metrics(self, values)
         self.epoch_metrics = values
 
     def pop_epoch_metrics(self) -> dict[str, torch.Tensor]:
@@ -113,3 +101,13 @@ class EngineModule(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return self.engine.predict_batch(batch, **self.predict_kwargs)
+
+
+def log_validation_metrics(
+    module: pl.LightningModule, values: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Logs ``values`` as ``val_<name>`` (for Lightning callbacks and loggers); returns them so."""
+    values = {f"val_{k}": v for k, v in values.items()}
+    for name, value in values.items():
+        module.log(name, value.float())
+    return values

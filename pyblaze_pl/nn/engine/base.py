@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics
 from pytorch_lightning.callbacks import Checkpoint
 from torch import nn
 
-from pyblaze_pl.nn._metrics import to_metric
+from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine._devices import DeviceConfig, resolve_gpu
@@ -47,6 +46,14 @@ def _check_loader(data: object, name: str) -> None:
         raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
 
 
+def _check_fit_arguments(train_data: object, val_data: object, epochs: object) -> None:
+    _check_loader(train_data, "train_data")
+    if val_data is not None:
+        _check_loader(val_data, "val_data")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"Expected epochs to be an int >= 1. Received: {epochs!r}.")
+
+
 def split_callbacks(callbacks: Sequence[object] | None) -> tuple[list[object], list[pl.Callback]]:
     """Separates PyBlaze callbacks from Lightning callbacks, rejecting anything else."""
     if callbacks is None:
@@ -73,18 +80,6 @@ def split_callbacks(callbacks: Sequence[object] | None) -> tuple[list[object], l
                 f"({type(callback).__name__})."
             )
     return pyblaze, lightning
-
-
-def build_metrics(metrics: Mapping[str, object] | None) -> dict[str, torchmetrics.Metric]:
-    """Turns the user's ``metrics`` dict into streaming torchmetrics objects (validated)."""
-    if metrics is None:
-        return {}
-    if not isinstance(metrics, Mapping):
-        raise TypeError(
-            f"Expected metrics to be a dict of name -> metric function. "
-            f"Received: {type(metrics).__name__}."
-        )
-    return {name: to_metric(name, metric) for name, metric in metrics.items()}
 
 
 def trainer_options(
@@ -194,29 +189,53 @@ class Engine(TrainingCallback, PredictionCallback):
         Returns:
             The history of the run.
         """
-        _check_loader(train_data, "train_data")
-        if val_data is not None:
-            _check_loader(val_data, "val_data")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"Expected epochs to be an int >= 1. Received: {epochs!r}.")
-        devices = resolve_gpu(gpu)
-        pyblaze, lightning = split_callbacks(callbacks)
-        val_metrics = {}
-        if val_data is not None:
-            val_metrics = build_metrics(metrics)
-            if callable(kwargs.get("loss")):
-                val_metrics["loss"] = to_metric("loss", kwargs["loss"])
+        _check_fit_arguments(train_data, val_data, epochs)
+        val_metrics = MetricSet(metrics if val_data is not None else None)
+        if val_data is not None and callable(kwargs.get("loss")):
+            val_metrics.add("loss", kwargs["loss"])
         user_trainer = dict(trainer_kwargs or {})
         clip = {k: user_trainer.pop(k) for k in _CLIP_KEYS if k in user_trainer}
-
         module = EngineModule(self, val_metrics, train_kwargs=kwargs, clip=clip)
+        return self._fit(
+            module,
+            module.pop_epoch_metrics,
+            train_data,
+            val_data,
+            epochs=epochs,
+            callbacks=callbacks,
+            gpu=gpu,
+            trainer_kwargs=user_trainer,
+            ckpt_path=ckpt_path,
+        )
+
+    def _fit(
+        self,
+        module: pl.LightningModule,
+        collect: Callable[[], dict[str, Any]],
+        train_data: Iterable,
+        val_data: Iterable | None,
+        *,
+        epochs: int,
+        callbacks: Sequence[object] | None,
+        gpu: object,
+        trainer_kwargs: Mapping[str, Any] | None,
+        ckpt_path: str | None,
+        extra_callbacks: Sequence[pl.Callback] = (),
+        loss_scale: float = 1.0,
+        log_train_loss: bool = True,
+        **options: Any,
+    ) -> History:
+        """Runs ``Trainer.fit`` on ``module`` with the History recorder and PyBlaze callbacks."""
+        devices = resolve_gpu(gpu)
+        pyblaze, lightning = split_callbacks(callbacks)
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
-        recorder = HistoryRecorder(bridge, module.pop_epoch_metrics)
+        recorder = HistoryRecorder(bridge, collect, log_train_loss, loss_scale)
+        all_callbacks = [*extra_callbacks, recorder, bridge, *lightning]
         options = trainer_options(
-            devices, [recorder, bridge, *lightning], user_trainer, gpu, max_epochs=epochs
+            devices, all_callbacks, trainer_kwargs, gpu, max_epochs=epochs, **options
         )
         start = time.monotonic()
-        with self._running(module):
+        with self._running(module), recorder.after_module_epoch_end(module):
             trainer = pl.Trainer(**options)
             trainer.fit(module, train_data, val_data, ckpt_path=ckpt_path)
         recorder.history.duration = time.monotonic() - start
@@ -240,7 +259,7 @@ class Engine(TrainingCallback, PredictionCallback):
         _check_loader(data, "data")
         devices = resolve_gpu(gpu)
         pyblaze, lightning = split_callbacks(callbacks)
-        module = EngineModule(self, build_metrics(metrics))
+        module = EngineModule(self, MetricSet(metrics))
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
         with self._running(module):
@@ -275,8 +294,8 @@ class Engine(TrainingCallback, PredictionCallback):
         return self.collate_predictions(outputs)
 
     @contextmanager
-    def _running(self, module: EngineModule) -> Iterator[None]:
-        self._module = module
+    def _running(self, module: pl.LightningModule) -> Iterator[None]:
+        self._module = module if isinstance(module, EngineModule) else None
         try:
             with quiet():
                 yield
