@@ -275,5 +275,5 @@ def test_lightning_module_gradient_accumulation_records_undivided_losses():
 def test_lightning_namespace_modules_are_rejected():
     foreign_base = type("LightningModule", (torch.nn.Module,), {"__module__": "lightning.pytorch"})
     model_class = type("Model", (xnn.Estimator, foreign_base), {})
-    with pytest.raises(TypeError, match="subclass `pytorch_lightning.LightningModule` instead"):
+    with pytest.raises(TypeError, match=r"subclass `pytorch_lightning\.LightningModule` instead"):
         _ = model_class().engine
