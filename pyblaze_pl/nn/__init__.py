@@ -10,10 +10,14 @@ from pyblaze_pl.nn.callbacks import (
     CallbackException,
     EarlyStopping,
     EpochProgressLogger,
+    LearningRateScheduler,
+    ModelSaverCallback,
+    ParameterScheduler,
     PredictionCallback,
     PredictionProgressLogger,
     TrainingCallback,
 )
+from pyblaze_pl.nn.configurable import Config, Configurable
 from pyblaze_pl.nn.engine import Engine, LightningEngine, SupervisedEngine
 from pyblaze_pl.nn.estimator import Estimator
 from pyblaze_pl.nn.results import Evaluation, History
@@ -21,13 +25,18 @@ from pyblaze_pl.nn.results import Evaluation, History
 __all__ = [
     "BatchProgressLogger",
     "CallbackException",
+    "Config",
+    "Configurable",
     "EarlyStopping",
     "Engine",
     "EpochProgressLogger",
     "Estimator",
     "Evaluation",
     "History",
+    "LearningRateScheduler",
     "LightningEngine",
+    "ModelSaverCallback",
+    "ParameterScheduler",
     "PredictionCallback",
     "PredictionProgressLogger",
     "SupervisedEngine",

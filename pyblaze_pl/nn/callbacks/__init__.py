@@ -7,12 +7,17 @@ from pyblaze_pl.nn.callbacks.progress import (
     EpochProgressLogger,
     PredictionProgressLogger,
 )
+from pyblaze_pl.nn.callbacks.saving import ModelSaverCallback
+from pyblaze_pl.nn.callbacks.schedule import LearningRateScheduler, ParameterScheduler
 
 __all__ = [
     "BatchProgressLogger",
     "CallbackException",
     "EarlyStopping",
     "EpochProgressLogger",
+    "LearningRateScheduler",
+    "ModelSaverCallback",
+    "ParameterScheduler",
     "PredictionCallback",
     "PredictionProgressLogger",
     "TrainingCallback",

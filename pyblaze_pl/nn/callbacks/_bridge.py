@@ -30,17 +30,28 @@ class PyBlazeBridge(pl.Callback):
         self.training = [c for c in callbacks if isinstance(c, TrainingCallback)]
         self.prediction = [c for c in callbacks if isinstance(c, PredictionCallback)]
         self.stop_reason: CallbackException | None = None
+        self.interrupted = False
         self._training_started = False
+        self._restored: dict[str, Any] = {}
 
     def _stop(self, trainer: pl.Trainer, exception: CallbackException) -> None:
         self.stop_reason = exception
         trainer.should_stop = True
+
+    def request_stop(self, trainer: pl.Trainer, message: str) -> None:
+        """Stops training at the end of this epoch; ``message`` is printed when it has ended."""
+        self._stop(trainer, CallbackException(message))
 
     # training
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._training_started = True
         for c in self.training:
             c.before_training(self.model, trainer.max_epochs)
+        for i, c in enumerate(self.training):  # after the reset in before_training
+            state = self._restored.get(f"{i}:{type(c).__qualname__}")
+            if state is not None:
+                c.load_state_dict(state)
+        self._restored = {}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         try:
@@ -70,7 +81,23 @@ class PyBlazeBridge(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+            self.stop_reason = CallbackException(
+                f"Training interrupted (KeyboardInterrupt) in epoch {trainer.current_epoch + 1}; "
+                f"returning the History of the completed epochs."
+            )
             self.end_training()
+
+    # state of PyBlaze callbacks (EarlyStopping counters, ...) in Lightning checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            f"{i}:{type(c).__qualname__}": c.state_dict()
+            for i, c in enumerate(self.training)
+            if callable(getattr(c, "state_dict", None))
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict
 
     def end_training(self) -> None:
         if not self._training_started:

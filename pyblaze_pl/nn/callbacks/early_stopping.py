@@ -25,6 +25,10 @@ def is_improvement(current: float, best: float, minimize: bool) -> bool:
 class EarlyStopping(TrainingCallback):
     """Stops training after ``patience`` epochs in a row without strict improvement of a metric.
 
+    Epochs in which the metric was not computed (no ``val_*`` values: validation skipped) do not
+    count. A metric that is missing although its group (``val_``) was computed raises a
+    ValueError that lists the logged names.
+
     Args:
         metric: The metric to watch (``'val_loss'``), or a list of metrics whose sum is watched.
         patience: The number of epochs without improvement after which training stops.
@@ -77,6 +81,8 @@ class EarlyStopping(TrainingCallback):
     def after_epoch(self, metrics: Evaluation) -> None:
         self.epoch += 1
         current = self._current(metrics)
+        if current is None:  # not computed in this epoch (validation skipped)
+            return
         if is_improvement(current, self.best_metric, self.minimize):
             self.best_metric = current
             self.counter = 0
@@ -102,10 +108,15 @@ class EarlyStopping(TrainingCallback):
         for k, v in state.items():
             setattr(self, k, v)
 
-    def _current(self, metrics: Evaluation) -> float:
+    def _current(self, metrics: Evaluation) -> float | None:
         names = [self.metric] if isinstance(self.metric, str) else self.metric
         missing = [m for m in names if m not in metrics]
         if missing:
+            # `val_loss` is legitimately missing in an epoch without validation (no `val_*` at
+            # all); a name that is missing while its group was computed is a mistake.
+            prefix = missing[0].split("_")[0] + "_"
+            if "_" in missing[0] and not any(k.startswith(prefix) for k in metrics.keys):
+                return None
             raise ValueError(
                 f"Expected EarlyStopping's metric {missing[0]!r} among the metrics logged after "
                 f"epoch {self.epoch}. Logged: {metrics.keys}."

@@ -95,9 +95,8 @@ class EngineModule(pl.LightningModule):
             values = log_validation_metrics(self, values)
         self.epoch_metrics = values
 
-    def pop_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        values, self.epoch_metrics = self.epoch_metrics, {}
-        return values
+    def on_train_epoch_start(self) -> None:
+        self.epoch_metrics = {}
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return self.engine.predict_batch(batch, **self.predict_kwargs)

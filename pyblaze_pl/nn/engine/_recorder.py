@@ -40,12 +40,18 @@ class HistoryRecorder(pl.Callback):
     :meth:`after_module_epoch_end`), so that everything the module logs is included, and before
     Lightning's monitoring callbacks (ModelCheckpoint, EarlyStopping) act.
 
+    Its state (the History, and an epoch whose training and validation ended but which was not
+    recorded yet when a checkpoint was written) is saved in Lightning checkpoints, so a run
+    resumed with ``ckpt_path`` continues the same History.
+
     Args:
         bridge: The bridge whose ``after_epoch`` receives each record.
         collect: Returns the epoch's other metrics (validation), as tensors.
         log_train_loss: Whether to log ``train_loss`` for Lightning callbacks and loggers.
         loss_scale: Factor that turns the losses in ``training_step`` outputs into each batch's
             own loss (Lightning divides them by ``accumulate_grad_batches``).
+        stop_on_nonfinite: Whether to stop training at the end of an epoch in which a batch loss
+            was NaN or infinite.
     """
 
     def __init__(
@@ -54,18 +60,30 @@ class HistoryRecorder(pl.Callback):
         collect: Callable[[], dict[str, Any]],
         log_train_loss: bool = True,
         loss_scale: float = 1.0,
+        stop_on_nonfinite: bool = True,
     ) -> None:
         self.bridge = bridge
         self.collect = collect
         self.log_train_loss = log_train_loss
         self.loss_scale = loss_scale
+        self.stop_on_nonfinite = stop_on_nonfinite
         self.history = History()
+        self._trainer: pl.Trainer | None = None
         self._losses: list[torch.Tensor] = []
         self._logged = False
+        self._recorded = False
+        self._pending: dict[str, Any] | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is not None:  # resumed from a checkpoint written before epoch end
+            pending, self._pending = self._pending, None
+            self._append(trainer, pending)
         self._losses = []
         self._logged = False
+        self._recorded = False
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
@@ -99,20 +117,54 @@ class HistoryRecorder(pl.Callback):
 
     def finish_epoch(self, trainer: pl.Trainer) -> None:
         """Records the epoch and calls the PyBlaze callbacks' ``after_epoch``."""
-        if not self._losses:  # stopped before the epoch's first batch
-            return
+        if self._losses and not self._recorded:  # else: stopped before the first batch
+            self._recorded = True
+            self._append(trainer, self._record())
+
+    def _record(self) -> dict[str, Any]:
+        """The epoch's record, with one device-to-host transfer."""
         metrics = self.collect()
         losses = torch.stack(self._losses)
         if self.loss_scale != 1:
             losses = losses * self.loss_scale
         values = to_host([losses, *metrics.values()])
         micro, rest = values[: len(self._losses)], values[len(self._losses) :]
-        record = {
+        return {
+            "micro_train_loss": micro,
             "train_loss": math.fsum(micro) / len(micro),  # unless the module logged its own
             **dict(zip(metrics, rest, strict=True)),
         }
-        self.history._metrics.append({"micro_train_loss": micro, **record})
-        self.bridge.after_epoch(trainer, Evaluation(record))
+
+    def _append(self, trainer: pl.Trainer, record: dict[str, Any]) -> None:
+        self.history._metrics.append(record)
+        summary = {k: v for k, v in record.items() if k != "micro_train_loss"}
+        self.bridge.after_epoch(trainer, Evaluation(summary))
+        if self.stop_on_nonfinite:
+            micro = record["micro_train_loss"]
+            bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
+            if bad is not None:
+                self.bridge.request_stop(
+                    trainer,
+                    f"Stopping: the training loss became {micro[bad]} in epoch "
+                    f"{len(self.history)} (batch {bad + 1} of {len(micro)}). Pass "
+                    f"stop_on_nonfinite=False to train on.",
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        pending = None
+        trainer = self._trainer
+        unrecorded = self._losses and not self._recorded and trainer is not None
+        if unrecorded and training_epoch_complete(trainer):
+            pending = self._record()
+        return {
+            "duration": self.history.duration,
+            "metrics": self.history._metrics,
+            "pending": pending,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = History(state_dict["duration"], state_dict["metrics"])
+        self._pending = state_dict["pending"]
 
 
 class _ThenFinishEpoch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -12,10 +13,12 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 from torch import nn
 
+from pyblaze_pl._io import require_file
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine._devices import DeviceConfig, resolve_gpu
+from pyblaze_pl.nn.engine._interrupts import InterruptGuard
 from pyblaze_pl.nn.engine._module import EngineModule
 from pyblaze_pl.nn.engine._quiet import quiet
 from pyblaze_pl.nn.engine._recorder import HistoryRecorder, to_host
@@ -156,6 +159,7 @@ class Engine(TrainingCallback, PredictionCallback):
         self.num_iterations = 0
         self.is_last_iteration = False
         self._module: EngineModule | None = None
+        self._interrupts = InterruptGuard()
 
     # high-level API
     def train(
@@ -168,7 +172,8 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
-        ckpt_path: str | None = None,
+        ckpt_path: str | os.PathLike | None = None,
+        stop_on_nonfinite: bool = True,
         **kwargs: Any,
     ) -> History:
         """Trains the model and returns its :class:`History`.
@@ -183,14 +188,21 @@ class Engine(TrainingCallback, PredictionCallback):
                 ``val_<name>``; the ``loss`` keyword (if any) is recorded as ``val_loss``.
             gpu: ``'auto'``, ``False``, ``True``, a GPU index or a list of GPU indices.
             trainer_kwargs: Further ``pytorch_lightning.Trainer`` options (logger, precision, ...).
-            ckpt_path: A Lightning checkpoint to resume from.
+            ckpt_path: A Lightning checkpoint to resume from (e.g. ``last.ckpt`` written by
+                ``ModelCheckpoint(save_last=True)``): weights, optimizer, epoch, callback states
+                and the History are restored. Loaded with ``weights_only=True``.
+            stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
+                infinite (checked once per epoch, without extra synchronisation).
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...).
 
         Returns:
-            The history of the run.
+            The history of the run. Ctrl-C ends training cleanly: ``after_training`` runs and
+            the History of the completed epochs is returned.
         """
         _check_fit_arguments(train_data, val_data, epochs)
-        val_metrics = MetricSet(metrics if val_data is not None else None)
+        val_metrics = MetricSet(metrics)  # checked even when there is no validation data
+        if val_data is None:
+            val_metrics = MetricSet()
         if val_data is not None and callable(kwargs.get("loss")):
             val_metrics.add("loss", kwargs["loss"])
         user_trainer = dict(trainer_kwargs or {})
@@ -198,7 +210,7 @@ class Engine(TrainingCallback, PredictionCallback):
         module = EngineModule(self, val_metrics, train_kwargs=kwargs, clip=clip)
         return self._fit(
             module,
-            module.pop_epoch_metrics,
+            lambda: module.epoch_metrics,
             train_data,
             val_data,
             epochs=epochs,
@@ -206,6 +218,7 @@ class Engine(TrainingCallback, PredictionCallback):
             gpu=gpu,
             trainer_kwargs=user_trainer,
             ckpt_path=ckpt_path,
+            stop_on_nonfinite=stop_on_nonfinite,
         )
 
     def _fit(
@@ -219,7 +232,8 @@ class Engine(TrainingCallback, PredictionCallback):
         callbacks: Sequence[object] | None,
         gpu: object,
         trainer_kwargs: Mapping[str, Any] | None,
-        ckpt_path: str | None,
+        ckpt_path: str | os.PathLike | None,
+        stop_on_nonfinite: bool = True,
         extra_callbacks: Sequence[pl.Callback] = (),
         loss_scale: float = 1.0,
         log_train_loss: bool = True,
@@ -228,8 +242,10 @@ class Engine(TrainingCallback, PredictionCallback):
         """Runs ``Trainer.fit`` on ``module`` with the History recorder and PyBlaze callbacks."""
         devices = resolve_gpu(gpu)
         pyblaze, lightning = split_callbacks(callbacks)
+        if ckpt_path is not None:
+            ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
-        recorder = HistoryRecorder(bridge, collect, log_train_loss, loss_scale)
+        recorder = HistoryRecorder(bridge, collect, log_train_loss, loss_scale, stop_on_nonfinite)
         all_callbacks = [*extra_callbacks, recorder, bridge, *lightning]
         options = trainer_options(
             devices, all_callbacks, trainer_kwargs, gpu, max_epochs=epochs, **options
@@ -237,8 +253,18 @@ class Engine(TrainingCallback, PredictionCallback):
         start = time.monotonic()
         with self._running(module), recorder.after_module_epoch_end(module):
             trainer = pl.Trainer(**options)
-            trainer.fit(module, train_data, val_data, ckpt_path=ckpt_path)
-        recorder.history.duration = time.monotonic() - start
+            try:
+                trainer.fit(
+                    module,
+                    train_data,
+                    val_data,
+                    ckpt_path=ckpt_path,
+                    weights_only=True if ckpt_path else None,
+                )
+            except SystemExit:  # Lightning exits after a graceful KeyboardInterrupt shutdown
+                if not bridge.interrupted:
+                    raise
+        recorder.history.duration += time.monotonic() - start
         return recorder.history
 
     def evaluate(
@@ -264,7 +290,7 @@ class Engine(TrainingCallback, PredictionCallback):
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
         with self._running(module):
             pl.Trainer(**options).validate(module, data, verbose=False)
-        values = module.pop_epoch_metrics()
+        values = module.epoch_metrics
         return Evaluation(dict(zip(values, to_host(list(values.values())), strict=True)))
 
     def predict(
@@ -297,7 +323,7 @@ class Engine(TrainingCallback, PredictionCallback):
     def _running(self, module: pl.LightningModule) -> Iterator[None]:
         self._module = module if isinstance(module, EngineModule) else None
         try:
-            with quiet():
+            with quiet(), self._interrupts:
                 yield
         finally:
             self._module = None
@@ -338,8 +364,10 @@ class Engine(TrainingCallback, PredictionCallback):
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Updates the parameters with ``optimizer`` (clipping gradients if configured), then
         zeroes their gradients."""
+        self._interrupts.begin()  # Ctrl-C never leaves a half-applied update
         if self._module is None:
             optimizer.step()
             optimizer.zero_grad()
         else:
             self._module.step(optimizer)
+        self._interrupts.end()

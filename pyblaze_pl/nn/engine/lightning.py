@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -77,7 +78,8 @@ class LightningEngine(SupervisedEngine):
         *,
         gradient_accumulation_steps: int = 1,
         trainer_kwargs: Mapping[str, Any] | None = None,
-        ckpt_path: str | None = None,
+        ckpt_path: str | os.PathLike | None = None,
+        stop_on_nonfinite: bool = True,
     ) -> History:
         """Trains the LightningModule; see :meth:`Engine.train`.
 
@@ -90,8 +92,8 @@ class LightningEngine(SupervisedEngine):
             raise ValueError(
                 f"Expected gradient_accumulation_steps to be an int >= 1. Received: {steps!r}."
             )
-        metric_set = MetricSet(metrics if val_data is not None else None)
-        extra = [_ValidationMetrics(self, metric_set)] if len(metric_set) else []
+        metric_set = MetricSet(metrics)  # checked even when there is no validation data
+        extra = [_ValidationMetrics(self, metric_set)] if len(metric_set) and val_data else []
         module = self.model
         return self._fit(
             module,
@@ -103,6 +105,7 @@ class LightningEngine(SupervisedEngine):
             gpu=gpu,
             trainer_kwargs=trainer_kwargs,
             ckpt_path=ckpt_path,
+            stop_on_nonfinite=stop_on_nonfinite,
             extra_callbacks=extra,
             loss_scale=steps,
             log_train_loss=False,

@@ -1,0 +1,98 @@
+"""Saving the model after every epoch, as PyBlaze v1's ``ModelSaverCallback``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch.distributed as dist
+from torch import nn
+
+from pyblaze_pl.nn.callbacks.base import TrainingCallback
+from pyblaze_pl.nn.configurable import Configurable, save_weights
+from pyblaze_pl.nn.results import Evaluation
+
+
+def _is_global_zero() -> bool:
+    """Whether this process writes files: always, except on the ranks > 0 of a DDP run."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class ModelSaverCallback(TrainingCallback):
+    """Saves the model after every epoch under a name that contains the epoch (0-based).
+
+    A :class:`~pyblaze_pl.nn.Configurable` model is saved with its ``save`` (``<file>.json`` with
+    the config and ``<file>.pt`` with the weights); any other model as its state dict, moved to
+    the CPU, in ``<file>.pt``. Every file is written atomically; in a multi-process (DDP) run only
+    global rank 0 writes.
+
+    Args:
+        directory: The directory of the files (created if needed).
+        file_template: The file name without extension; ``file_template.format(epoch)`` must give
+            a different name for every epoch.
+
+    Raises:
+        ValueError: If ``file_template`` does not format to one name per epoch.
+
+    Example:
+        >>> saver = ModelSaverCallback("runs/checkpoints")
+        >>> model.fit(loader, epochs=3, callbacks=[saver], ...)  # doctest: +SKIP
+        >>> # runs/checkpoints/model_epoch-0.pt, model_epoch-1.pt, model_epoch-2.pt
+    """
+
+    def __init__(self, directory: str | os.PathLike, file_template: str = "model_epoch-{}") -> None:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(
+                f"Expected directory to be a str or a path. Received: {directory!r} "
+                f"({type(directory).__name__})."
+            )
+        if not isinstance(file_template, str):
+            raise TypeError(
+                f"Expected file_template to be a str such as 'model_epoch-{{}}'. "
+                f"Received: {file_template!r} ({type(file_template).__name__})."
+            )
+        try:
+            distinct = file_template.format(0) != file_template.format(1)
+        except (IndexError, KeyError, ValueError):
+            distinct = False
+        if not distinct:
+            raise ValueError(
+                f"Expected file_template to hold one '{{}}' placeholder for the epoch, such as "
+                f"'model_epoch-{{}}'. Received: {file_template!r}."
+            )
+        self.directory = Path(directory).expanduser()
+        self.file_template = file_template
+        self.model: nn.Module | None = None
+        self.epoch: int | None = None
+
+    def file(self, epoch: int) -> Path:
+        """The path of epoch ``epoch``'s file(s), without extension (a trailing ``.pt`` or
+        ``.json`` in the template is dropped).
+
+        Example:
+            >>> ModelSaverCallback("runs").file(2)
+            PosixPath('runs/model_epoch-2')
+        """
+        path = self.directory / self.file_template.format(epoch)
+        return path.with_suffix("") if path.suffix in (".pt", ".json") else path
+
+    def before_training(self, model: nn.Module, num_epochs: int) -> None:
+        self.model = model
+        self.epoch = None
+
+    def before_epoch(self, current: int, num_iterations: int) -> None:
+        self.epoch = current
+
+    def after_epoch(self, metrics: Evaluation) -> None:
+        if self.model is None or self.epoch is None or not _is_global_zero():
+            return
+        file = self.file(self.epoch)
+        if isinstance(self.model, Configurable):
+            self.model.save(file)
+        else:
+            save_weights(self.model, file.with_name(file.name + ".pt"))
+        self.epoch = None
+
+    def after_training(self) -> None:
+        self.model = None
+        self.epoch = None
