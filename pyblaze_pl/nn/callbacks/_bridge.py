@@ -32,11 +32,21 @@ class PyBlazeBridge(pl.Callback):
         self.stop_reason: CallbackException | None = None
         self.interrupted = False
         self._training_started = False
+        self._prints = True
         self._restored: dict[str, Any] = {}
 
     def _stop(self, trainer: pl.Trainer, exception: CallbackException) -> None:
         self.stop_reason = exception
         trainer.should_stop = True
+
+    def sync_stop(self, trainer: pl.Trainer) -> None:
+        """Several processes (DDP): if one stops, all stop, at the same epoch."""
+        if trainer.world_size == 1:
+            return
+        stop = trainer.strategy.reduce_boolean_decision(trainer.should_stop, all=False)
+        if stop and self.stop_reason is None:
+            self.stop_reason = CallbackException("Training stopped: another process asked to.")
+        trainer.should_stop = stop
 
     def request_stop(self, trainer: pl.Trainer, message: str) -> None:
         """Stops training at the end of this epoch; ``message`` is printed when it has ended."""
@@ -45,6 +55,7 @@ class PyBlazeBridge(pl.Callback):
     # training
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._training_started = True
+        self._prints = trainer.is_global_zero
         for c in self.training:
             c.before_training(self.model, trainer.max_epochs)
         for i, c in enumerate(self.training):  # after the reset in before_training
@@ -59,6 +70,7 @@ class PyBlazeBridge(pl.Callback):
                 c.before_epoch(trainer.current_epoch, trainer.num_training_batches)
         except CallbackException as e:
             self._stop(trainer, e)
+        self.sync_stop(trainer)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
@@ -105,7 +117,7 @@ class PyBlazeBridge(pl.Callback):
         self._training_started = False
         for c in self.training:
             c.after_training()
-        if self.stop_reason is not None:
+        if self.stop_reason is not None and self._prints:
             print(self.stop_reason)
 
     # evaluation (validation inside fit, and evaluate/predict)

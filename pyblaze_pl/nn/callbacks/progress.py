@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import sys
 import time
 from typing import IO, Any
 
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch import nn
 
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
@@ -18,6 +20,14 @@ _WIDTH = 30
 _REDRAW_SECONDS = 0.1
 
 Output = str | os.PathLike | IO[str] | None
+
+
+class _Nowhere(io.StringIO):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+_NOWHERE = _Nowhere()
 
 
 def _elapsed(seconds: float) -> datetime.timedelta:
@@ -89,6 +99,8 @@ class _ConsoleCallback:
         self._opened: IO[str] | None = None
 
     def _open(self) -> IO[str]:
+        if rank_zero_only.rank != 0:  # several processes (DDP): only the first one prints
+            return _NOWHERE
         if self.file is None:
             return sys.stdout
         if isinstance(self.file, (str, os.PathLike)):

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from pyblaze_pl.nn._metrics import MetricSet
+from pyblaze_pl.nn.engine._distributed import drop_padding, gather_predictions, unpadded_samples
 
 if TYPE_CHECKING:
     from pyblaze_pl.nn.engine.base import Engine
@@ -38,7 +39,9 @@ class EngineModule(pl.LightningModule):
         self.predict_kwargs = predict_kwargs or {}
         self.clip = clip or {}
         self.epoch_metrics: dict[str, torch.Tensor] = {}
+        self.gathered_predictions: Any = None
         self._optimizers: dict[int, Any] = {}
+        self._unpadded: int | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` twice per hook call, several times per batch;
@@ -84,8 +87,14 @@ class EngineModule(pl.LightningModule):
         return torch.as_tensor(loss, dtype=torch.float32, device=self.device)
 
     # evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._unpadded = unpadded_samples(self.trainer)
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.metrics.update(*self.engine.eval_batch(batch))
+        y_pred, y_true = self.engine.eval_batch(batch)
+        if self._unpadded is not None:  # DDP: count no sample twice
+            y_pred, y_true, self._unpadded = drop_padding(y_pred, y_true, self._unpadded)
+        self.metrics.update(y_pred, y_true)
 
     def on_validation_epoch_end(self) -> None:
         values = self.metrics.compute()
@@ -101,12 +110,18 @@ class EngineModule(pl.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return self.engine.predict_batch(batch, **self.predict_kwargs)
 
+    def on_predict_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:
+            local = self.engine.collate_predictions(self.trainer.predict_loop.predictions)
+            self.gathered_predictions = gather_predictions(local)
+
 
 def log_validation_metrics(
     module: pl.LightningModule, values: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """Logs ``values`` as ``val_<name>`` (for Lightning callbacks and loggers); returns them so."""
     values = {f"val_{k}": v for k, v in values.items()}
+    distributed = module.trainer.world_size > 1  # values are global already: the mean keeps them
     for name, value in values.items():
-        module.log(name, value.float())
+        module.log(name, value.float(), sync_dist=distributed)
     return values

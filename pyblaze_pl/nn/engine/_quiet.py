@@ -17,6 +17,8 @@ NOISE = (
     r".*`training_step` returned `None`.*",
     # The adapter always defines validation_step; fit without val_data is not a mistake.
     r".*You defined a `validation_step` but have no `val_dataloader`.*",
+    # Validation and evaluate count every sample once in DDP runs (see engine/_distributed.py).
+    r".*Using `DistributedSampler` with the dataloaders\. During `trainer\.validate\(\)`.*",
     # Lightning's own use of a torch API that torch deprecated (not the user's code).
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )

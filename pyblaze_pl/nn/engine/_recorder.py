@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge, batch_loss
+from pyblaze_pl.nn.engine._distributed import equal_counts
 from pyblaze_pl.nn.results import Evaluation, History
 
 
@@ -23,6 +24,10 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     dtype = torch.float32 if device.type == "mps" else torch.float64
     flat = [t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors]
     return torch.cat(flat).tolist()
+
+
+def trainer_of(module: pl.LightningModule) -> pl.Trainer:
+    return module.trainer
 
 
 def training_epoch_complete(trainer: pl.Trainer) -> bool:
@@ -95,7 +100,8 @@ class HistoryRecorder(pl.Callback):
     def _log_train_loss(self, pl_module: pl.LightningModule) -> None:
         if self.log_train_loss and self._losses and not self._logged:
             self._logged = True
-            pl_module.log("train_loss", self.loss_scale * torch.stack(self._losses).float().mean())
+            mean = self.loss_scale * torch.stack(self._losses).float().mean()
+            pl_module.log("train_loss", mean, sync_dist=trainer_of(pl_module).world_size > 1)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning callbacks that act when validation ends (ModelCheckpoint) must see train_loss.
@@ -127,6 +133,10 @@ class HistoryRecorder(pl.Callback):
         losses = torch.stack(self._losses)
         if self.loss_scale != 1:
             losses = losses * self.loss_scale
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # one entry per step, rank average
+            equal_counts(trainer, len(losses))
+            losses = trainer.strategy.reduce(losses, reduce_op="mean")
         values = to_host([losses, *metrics.values()])
         micro, rest = values[: len(self._losses)], values[len(self._losses) :]
         return {
@@ -149,6 +159,8 @@ class HistoryRecorder(pl.Callback):
                     f"{len(self.history)} (batch {bad + 1} of {len(micro)}). Pass "
                     f"stop_on_nonfinite=False to train on.",
                 )
+        # Every rank sees the same History; a callback that decides otherwise stops them all.
+        self.bridge.sync_stop(trainer)
 
     def state_dict(self) -> dict[str, Any]:
         pending = None

@@ -317,6 +317,8 @@ class Engine(TrainingCallback, PredictionCallback):
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
         with self._running(module):
             outputs = pl.Trainer(**options).predict(module, data, return_predictions=True)
+        if module.gathered_predictions is not None:  # several processes: all, in order
+            return module.gathered_predictions
         return self.collate_predictions(outputs)
 
     @contextmanager

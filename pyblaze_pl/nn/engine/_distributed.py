@@ -1,0 +1,77 @@
+"""What multi-process (DDP) runs need beyond Lightning: samples counted once, predictions in
+dataset order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DistributedSampler
+
+
+def unpadded_samples(trainer: pl.Trainer) -> int | None:
+    """How many of this rank's validation samples are real, or None if none are padding.
+
+    Lightning gives each rank a ``DistributedSampler`` that pads the data set by repeating
+    samples until its size divides by the world size; the repeats are the last sample of some
+    ranks. Rank ``r`` holds ``len(range(r, N, world))`` real samples, then padding.
+    """
+    if trainer.world_size == 1:
+        return None
+    loader = trainer.val_dataloaders
+    loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+    sampler = getattr(loader, "sampler", None)
+    padded = isinstance(sampler, DistributedSampler) and not sampler.drop_last
+    if not padded or isinstance(sampler, UnrepeatedDistributedSampler):
+        return None
+    return len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
+
+
+def drop_padding(y_pred: Any, y_true: Any, remaining: int) -> tuple[Any, Any, int]:
+    """Keeps the first ``remaining`` samples of a batch; returns the batch and what remains."""
+    size = len(y_true)
+    if size <= remaining:
+        return y_pred, y_true, remaining - size
+    return y_pred[:remaining], y_true[:remaining], 0
+
+
+def interleave(parts: list[Any]) -> Any:
+    """Merges per-rank outputs of an unrepeated distributed sampler (rank ``r`` holds samples
+    ``r, r + world, ...``) into data set order."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        merged = first.new_empty((sum(len(p) for p in parts), *first.shape[1:]))
+        for rank, part in enumerate(parts):
+            merged[rank :: len(parts)] = part
+        return merged
+    if isinstance(first, Mapping):
+        return {k: interleave([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(interleave(list(items)) for items in zip(*parts, strict=True))
+    raise TypeError(
+        f"Expected predictions made of tensors (or tuples/dicts of tensors) to merge across "
+        f"processes. Received: {type(first).__name__}."
+    )
+
+
+def gather_predictions(local: Any) -> Any:
+    """All ranks' predictions, in data set order, on every rank."""
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, local)
+    return interleave(parts)
+
+
+def equal_counts(trainer: pl.Trainer, count: int) -> None:
+    """Raises unless every rank ran ``count`` training batches this epoch."""
+    bounds = torch.tensor([count, -count], device=trainer.strategy.root_device)
+    torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)
+    most, fewest = bounds.tolist()[0], -bounds.tolist()[1]
+    if most != fewest:
+        raise RuntimeError(
+            f"Expected every process to run the same number of training batches per epoch "
+            f"(Lightning's DistributedSampler ensures it). Received: between {fewest} and "
+            f"{most} batches."
+        )
