@@ -315,3 +315,12 @@ def test_early_stopping_unit():
         stopper.after_epoch(xnn.Evaluation({"c": 1.0}))
     with pytest.raises(ValueError, match="patience"):
         xnn.EarlyStopping(patience=0)
+
+
+def test_callback_exception_verbose_flag(net, capsys):
+    class Quiet(xnn.TrainingCallback):
+        def after_epoch(self, metrics):
+            raise xnn.CallbackException("not shown", verbose=False)
+
+    assert len(fit_with(net, Quiet())) == 1
+    assert "not shown" not in capsys.readouterr().out

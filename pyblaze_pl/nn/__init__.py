@@ -16,9 +16,10 @@ from pyblaze_pl.nn.callbacks import (
     PredictionCallback,
     PredictionProgressLogger,
     TrainingCallback,
+    ValueTrainingCallback,
 )
 from pyblaze_pl.nn.configurable import Config, Configurable
-from pyblaze_pl.nn.engine import Engine, LightningEngine, SupervisedEngine
+from pyblaze_pl.nn.engine import Engine, LightningEngine, MLEEngine, SupervisedEngine
 from pyblaze_pl.nn.estimator import Estimator
 from pyblaze_pl.nn.results import Evaluation, History
 
@@ -35,10 +36,12 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "LightningEngine",
+    "MLEEngine",
     "ModelSaverCallback",
     "ParameterScheduler",
     "PredictionCallback",
     "PredictionProgressLogger",
     "SupervisedEngine",
     "TrainingCallback",
+    "ValueTrainingCallback",
 ]

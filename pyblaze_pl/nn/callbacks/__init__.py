@@ -1,6 +1,7 @@
 """PyBlaze callbacks; Lightning callbacks can be passed alongside them."""
 
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.callbacks.compat import ValueTrainingCallback
 from pyblaze_pl.nn.callbacks.early_stopping import EarlyStopping
 from pyblaze_pl.nn.callbacks.progress import (
     BatchProgressLogger,
@@ -21,4 +22,5 @@ __all__ = [
     "PredictionCallback",
     "PredictionProgressLogger",
     "TrainingCallback",
+    "ValueTrainingCallback",
 ]

@@ -117,7 +117,7 @@ class PyBlazeBridge(pl.Callback):
         self._training_started = False
         for c in self.training:
             c.after_training()
-        if self.stop_reason is not None and self._prints:
+        if self.stop_reason is not None and self.stop_reason.verbose and self._prints:
             print(self.stop_reason)
 
     # evaluation (validation inside fit, and evaluate/predict)

@@ -12,7 +12,12 @@ from pyblaze_pl.nn.results import Evaluation
 class CallbackException(Exception):
     """Raised by a callback in ``before_epoch`` or ``after_epoch`` to end training cleanly.
 
-    ``fit`` then returns the History recorded so far and prints the exception's message.
+    ``fit`` then returns the History recorded so far and prints the exception's message (as
+    PyBlaze v1; ``verbose=False`` keeps it quiet, PyBlaze 2.x's default).
+
+    Args:
+        message: Why training stops.
+        verbose: Whether the message is printed when training has ended.
 
     Example:
         >>> class StopAtTwo(TrainingCallback):
@@ -20,6 +25,10 @@ class CallbackException(Exception):
         ...         if metrics["train_loss"] < 2:
         ...             raise CallbackException("Loss below 2.")
     """
+
+    def __init__(self, message: str = "", verbose: bool = True) -> None:
+        super().__init__(message)
+        self.verbose = verbose
 
 
 class TrainingCallback:

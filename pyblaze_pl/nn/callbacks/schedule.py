@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,13 @@ class LearningRateScheduler(TrainingCallback):
                 f"torch.optim.lr_scheduler.StepLR(optimizer, step_size=10). "
                 f"Received: {scheduler!r} ({type(scheduler).__name__})."
             )
+        if isinstance(after_batch, str):
+            raise TypeError(
+                f"Expected after_batch to be a bool. Received: {after_batch!r} (str). PyBlaze "
+                f"2.x's LearningRateScheduler(scheduler, metric, after_batch) took the metric "
+                f"second; pass it by keyword: LearningRateScheduler(scheduler, "
+                f"metric={after_batch!r})."
+            )
         _check_bool("after_batch", after_batch)
         if metric is not None and not isinstance(metric, str):
             raise TypeError(
@@ -92,6 +100,31 @@ class LearningRateScheduler(TrainingCallback):
         self.scheduler.step(metrics[self.metric])
 
 
+_PYBLAZE2_HINT = (
+    " PyBlaze 2.x's ParameterScheduler(initial, schedule, *args, **kwargs) with "
+    "schedule(value, epoch, iteration, ...), passed to fit as a keyword argument, is not "
+    "supported; use PyBlaze v1's form: weight = torch.tensor(initial); "
+    "ParameterScheduler(weight, lambda value, epoch: new_value) in callbacks=[...], and use "
+    "the tensor `weight` (changed in place) where the value is needed."
+)
+
+
+def _check_schedule_arguments(schedule: Callable[..., Any]) -> None:
+    """Raises a TypeError if ``schedule`` cannot be called as ``schedule(value, step)``."""
+    try:
+        signature = inspect.signature(schedule)
+    except (TypeError, ValueError):  # a builtin without a signature: calls will tell
+        return
+    try:
+        signature.bind(0.0, 0)
+    except TypeError:
+        raise TypeError(
+            f"Expected schedule to be a function (value, epoch_or_iteration) -> new value. "
+            f"Received: {getattr(schedule, '__name__', schedule)!r} with parameters "
+            f"{signature}.{_PYBLAZE2_HINT}"
+        ) from None
+
+
 class ParameterScheduler(TrainingCallback):
     """Changes the value of a tensor over the course of training, in place (PyBlaze v1).
 
@@ -108,9 +141,14 @@ class ParameterScheduler(TrainingCallback):
         parameter: A tensor with one element, e.g. ``torch.tensor(1.0)`` or an ``nn.Parameter``.
         schedule: ``(value, epoch_or_iteration) -> new value`` (a number).
         after_batch: Whether to update after every batch instead of after every epoch.
+        *args: Not supported: PyBlaze 2.x's ``ParameterScheduler(initial, schedule, *args,
+            **kwargs)``, whose value was passed to ``fit`` as a keyword argument. Given, they
+            raise a TypeError that shows the form above.
+        **kwargs: Not supported, as ``*args``.
 
     Raises:
-        TypeError: If ``parameter`` is not a one-element tensor or ``schedule`` is not callable.
+        TypeError: If ``parameter`` is not a one-element tensor, ``schedule`` is not a function
+            ``(value, epoch_or_iteration)``, or the PyBlaze 2.x form is used.
 
     Example:
         >>> weight = torch.tensor(1.0)
@@ -124,20 +162,30 @@ class ParameterScheduler(TrainingCallback):
         parameter: torch.Tensor,
         schedule: Callable[[float, int], float],
         after_batch: bool = False,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
         if not isinstance(parameter, torch.Tensor) or parameter.numel() != 1:
             shape = (
                 f" of shape {tuple(parameter.shape)}" if isinstance(parameter, torch.Tensor) else ""
             )
+            hint = _PYBLAZE2_HINT if isinstance(parameter, numbers.Number) else ""
             raise TypeError(
                 f"Expected parameter to be a tensor with one element, e.g. torch.tensor(1.0). "
-                f"Received: a {type(parameter).__name__}{shape}."
+                f"Received: a {type(parameter).__name__}{shape}.{hint}"
             )
         if not callable(schedule):
             raise TypeError(
                 f"Expected schedule to be a function (value, epoch_or_iteration) -> new value. "
                 f"Received: {schedule!r} ({type(schedule).__name__})."
             )
+        if args or kwargs:
+            extra = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+            raise TypeError(
+                f"Expected ParameterScheduler(parameter, schedule, after_batch=False). Received "
+                f"further arguments: {', '.join(extra)}.{_PYBLAZE2_HINT}"
+            )
+        _check_schedule_arguments(schedule)
         _check_bool("after_batch", after_batch)
         self.parameter = parameter
         self.schedule = schedule

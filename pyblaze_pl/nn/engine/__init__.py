@@ -2,6 +2,7 @@
 
 from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.engine.lightning import LightningEngine
+from pyblaze_pl.nn.engine.mle import MLEEngine
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 
-__all__ = ["Engine", "LightningEngine", "SupervisedEngine"]
+__all__ = ["Engine", "LightningEngine", "MLEEngine", "SupervisedEngine"]

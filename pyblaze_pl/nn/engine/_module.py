@@ -27,6 +27,7 @@ class EngineModule(pl.LightningModule):
         engine: Engine,
         metrics: MetricSet | None = None,
         train_kwargs: dict[str, Any] | None = None,
+        eval_kwargs: dict[str, Any] | None = None,
         predict_kwargs: dict[str, Any] | None = None,
         clip: dict[str, Any] | None = None,
     ) -> None:
@@ -36,6 +37,7 @@ class EngineModule(pl.LightningModule):
         self.engine = engine
         self.metrics = metrics or MetricSet()
         self.train_kwargs = train_kwargs or {}
+        self.eval_kwargs = eval_kwargs or {}
         self.predict_kwargs = predict_kwargs or {}
         self.clip = clip or {}
         self.epoch_metrics: dict[str, torch.Tensor] = {}
@@ -91,7 +93,7 @@ class EngineModule(pl.LightningModule):
         self._unpadded = unpadded_samples(self.trainer)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        y_pred, y_true = self.engine.eval_batch(batch)
+        y_pred, y_true = self.engine.eval_batch(batch, **self.eval_kwargs)
         if self._unpadded is not None:  # DDP: count no sample twice
             y_pred, y_true, self._unpadded = drop_padding(y_pred, y_true, self._unpadded)
         self.metrics.update(y_pred, y_true)

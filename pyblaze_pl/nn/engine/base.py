@@ -17,6 +17,13 @@ from pyblaze_pl._io import require_file
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.engine._compat import (
+    EVALUATE_OPTIONS,
+    PREDICT_OPTIONS,
+    check_eval_kwargs,
+    reject_options,
+    split_eval_kwargs,
+)
 from pyblaze_pl.nn.engine._devices import DeviceConfig, resolve_gpu
 from pyblaze_pl.nn.engine._interrupts import InterruptGuard
 from pyblaze_pl.nn.engine._module import EngineModule
@@ -193,13 +200,16 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
-            **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...).
+            **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
+                those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
+                the prefix, during validation (as in PyBlaze 2.x).
 
         Returns:
             The history of the run. Ctrl-C ends training cleanly: ``after_training`` runs and
             the History of the completed epochs is returned.
         """
         _check_fit_arguments(train_data, val_data, epochs)
+        kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
         if val_data is None:
             val_metrics = MetricSet()
@@ -207,7 +217,9 @@ class Engine(TrainingCallback, PredictionCallback):
             val_metrics.add("loss", kwargs["loss"])
         user_trainer = dict(trainer_kwargs or {})
         clip = {k: user_trainer.pop(k) for k in _CLIP_KEYS if k in user_trainer}
-        module = EngineModule(self, val_metrics, train_kwargs=kwargs, clip=clip)
+        module = EngineModule(
+            self, val_metrics, train_kwargs=kwargs, eval_kwargs=eval_kwargs, clip=clip
+        )
         return self._fit(
             module,
             lambda: module.epoch_metrics,
@@ -275,17 +287,22 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Evaluation:
         """Computes ``metrics`` over all of ``data`` and returns them as an :class:`Evaluation`.
+
+        Further keyword arguments are passed to :meth:`eval_batch` on every batch.
 
         Example:
             >>> model.evaluate(test_loader, metrics={"accuracy": X.accuracy})  # doctest: +SKIP
             Evaluation(accuracy=0.56820)
         """
         _check_loader(data, "data")
+        reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
+        check_eval_kwargs(self, kwargs)
         devices = resolve_gpu(gpu)
         pyblaze, lightning = split_callbacks(callbacks)
-        module = EngineModule(self, MetricSet(metrics))
+        module = EngineModule(self, MetricSet(metrics), eval_kwargs=kwargs)
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
         with self._running(module):
@@ -310,6 +327,7 @@ class Engine(TrainingCallback, PredictionCallback):
             torch.Size([10000, 10])
         """
         _check_loader(data, "data")
+        reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
         devices = resolve_gpu(gpu)
         pyblaze, lightning = split_callbacks(callbacks)
         module = EngineModule(self, predict_kwargs=kwargs)

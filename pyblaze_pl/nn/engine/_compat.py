@@ -1,0 +1,87 @@
+"""PyBlaze 2.x keyword arguments of ``train``/``evaluate``/``predict``.
+
+- ``eval_``-prefixed keyword arguments of ``train`` go, without the prefix, to ``eval_batch``
+  during validation (as in PyBlaze 2.x).
+- PyBlaze's loop options that Lightning's Trainer owns (``eval_every``, ``val_iterations``, ...)
+  are rejected with a TypeError that names the replacement, before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyblaze_pl.nn.engine.base import Engine
+
+# PyBlaze train() options -> what to write instead. They start with `eval_` but are not
+# arguments of eval_batch.
+TRAIN_OPTIONS = {
+    "eval_every": (
+        "pass trainer_kwargs={'check_val_every_n_epoch': n} (Lightning validates after epochs n, "
+        "2n, ...; PyBlaze also validated after the first and the last epoch)"
+    ),
+    "eval_train": (
+        "call model.evaluate(train_loader, metrics=...) after fit (pyblaze_pl computes metrics on "
+        "the validation data only)"
+    ),
+    "eval_val": (
+        "drop the argument (pyblaze_pl records val_loss whenever val_data and a loss are given)"
+    ),
+    "val_iterations": "pass trainer_kwargs={'limit_val_batches': n}",
+}
+EVALUATE_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_val_batches': n}"}
+PREDICT_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_predict_batches': n}"}
+
+_PREFIX = "eval_"
+
+
+def reject_options(kwargs: Mapping[str, Any], options: Mapping[str, str], method: str) -> None:
+    """Raises a TypeError naming the replacement of the first PyBlaze option in ``kwargs``."""
+    for name, replacement in options.items():
+        if name in kwargs:
+            raise TypeError(
+                f"Expected no PyBlaze option {name}= in {method}: Lightning's Trainer runs the "
+                f"loop. Received: {name}={kwargs[name]!r}. Instead, {replacement}."
+            )
+
+
+def split_eval_kwargs(
+    engine: Engine, kwargs: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Splits ``train``'s keyword arguments into those for ``train_batch`` and those for
+    ``eval_batch`` (``eval_``-prefixed, returned without the prefix).
+
+    Raises:
+        TypeError: For PyBlaze loop options (``eval_every``, ...) and for ``eval_`` arguments
+            that the engine's ``eval_batch`` does not accept.
+
+    Example:
+        >>> split_eval_kwargs(engine, {"loss": loss, "eval_temperature": 0.5})  # doctest: +SKIP
+        ({'loss': loss}, {'temperature': 0.5})
+    """
+    reject_options(kwargs, TRAIN_OPTIONS, f"{type(engine).__name__}.train")
+    train = {k: v for k, v in kwargs.items() if not k.startswith(_PREFIX)}
+    evaluation = {k[len(_PREFIX) :]: v for k, v in kwargs.items() if k.startswith(_PREFIX)}
+    check_eval_kwargs(engine, evaluation, prefix=_PREFIX)
+    return train, evaluation
+
+
+def check_eval_kwargs(engine: Engine, kwargs: Mapping[str, Any], prefix: str = "") -> None:
+    """Raises a TypeError, before anything runs, if ``engine.eval_batch`` rejects ``kwargs``."""
+    if not kwargs:
+        return
+    try:
+        signature = inspect.signature(engine.eval_batch)
+    except (TypeError, ValueError):  # no signature to check: eval_batch will tell
+        return
+    try:
+        signature.bind(None, **kwargs)
+    except TypeError as e:
+        received = ", ".join(f"{prefix}{k}={v!r}" for k, v in kwargs.items())
+        raise TypeError(
+            f"Expected keyword arguments that {type(engine).__name__}.eval_batch{signature} "
+            f"accepts: {'eval_-prefixed arguments of train' if prefix else 'arguments'} are "
+            f"passed to it{' without the prefix' if prefix else ''}. Received: {received} ({e})."
+        ) from None
