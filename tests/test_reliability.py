@@ -267,3 +267,30 @@ def test_uninterrupted_model_fits_as_before(net):
     # Sanity: the guard adds nothing to a normal run.
     assert len(fit(net, epochs=2)) == 2
     assert isinstance(Net().engine, xnn.SupervisedEngine)
+
+
+def test_learning_rate_schedule_survives_a_resume(tmp_path):
+    """The scheduler's state travels in the checkpoint (through the bridge's state_dict)."""
+    from torch.optim.lr_scheduler import MultiStepLR
+
+    def run(epochs, ckpt_path=None):
+        torch.manual_seed(0)
+        model = Net()
+        optimizer = optim.SGD(model.parameters(), lr=1.0)
+        scheduler = MultiStepLR(optimizer, milestones=[3], gamma=0.1)
+        model.fit(
+            make_loader(make_dataset(32), 16),
+            epochs=epochs,
+            optimizer=optimizer,
+            loss=nn.CrossEntropyLoss(),
+            callbacks=[
+                xnn.LearningRateScheduler(scheduler),
+                ModelCheckpoint(dirpath=tmp_path, save_last=True),
+            ],
+            ckpt_path=ckpt_path,
+        )
+        return optimizer.param_groups[0]["lr"]
+
+    assert run(2) == 1.0
+    # A fresh scheduler would restart counting at epoch 0 and not reach its milestone.
+    assert run(4, ckpt_path=tmp_path / "last.ckpt") == pytest.approx(0.1)

@@ -99,6 +99,13 @@ class LearningRateScheduler(TrainingCallback):
             )
         self.scheduler.step(metrics[self.metric])
 
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state, saved in Lightning checkpoints so a resumed run continues it."""
+        return {"scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+
 
 _PYBLAZE2_HINT = (
     " PyBlaze 2.x's ParameterScheduler(initial, schedule, *args, **kwargs) with "
