@@ -277,3 +277,27 @@ def test_lightning_namespace_modules_are_rejected():
     model_class = type("Model", (xnn.Estimator, foreign_base), {})
     with pytest.raises(TypeError, match=r"subclass `pytorch_lightning\.LightningModule` instead"):
         _ = model_class().engine
+
+
+class StepHooks(pl.Callback):
+    def __init__(self):
+        self.backward = self.optimizer = 0
+
+    def on_after_backward(self, trainer, pl_module):
+        self.backward += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.optimizer += 1
+
+
+@pytest.mark.parametrize("with_step_hooks", [False, True])
+def test_global_step_counts_optimizer_steps(net, tmp_path, with_step_hooks):
+    """Lightning's step counter (checkpoint names, loggers) counts optimizer steps, whether the
+    steps run through Lightning's wrappers (a callback with per-step hooks) or directly."""
+    hooks = StepHooks()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="{epoch}-{step}")
+    callbacks = [checkpoint, hooks] if with_step_hooks else [checkpoint]
+    fit(net, epochs=2, callbacks=callbacks, gradient_accumulation_steps=3)  # 4 batches/epoch
+    assert [p.name for p in tmp_path.glob("*.ckpt")] == ["epoch=1-step=4.ckpt"]
+    if with_step_hooks:
+        assert (hooks.backward, hooks.optimizer) == (8, 4)

@@ -24,7 +24,7 @@ from pyblaze_pl.nn.engine._compat import (
     reject_options,
     split_eval_kwargs,
 )
-from pyblaze_pl.nn.engine._devices import DeviceConfig, resolve_gpu
+from pyblaze_pl.nn.engine._devices import DeviceConfig, fast_cuda_checks, resolve_gpu
 from pyblaze_pl.nn.engine._interrupts import InterruptGuard
 from pyblaze_pl.nn.engine._module import EngineModule
 from pyblaze_pl.nn.engine._quiet import quiet
@@ -263,7 +263,7 @@ class Engine(TrainingCallback, PredictionCallback):
             devices, all_callbacks, trainer_kwargs, gpu, max_epochs=epochs, **options
         )
         start = time.monotonic()
-        with self._running(module), recorder.after_module_epoch_end(module):
+        with self._running(module, devices), recorder.after_module_epoch_end(module):
             trainer = pl.Trainer(**options)
             try:
                 trainer.fit(
@@ -305,7 +305,7 @@ class Engine(TrainingCallback, PredictionCallback):
         module = EngineModule(self, MetricSet(metrics), eval_kwargs=kwargs)
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
-        with self._running(module):
+        with self._running(module, devices):
             pl.Trainer(**options).validate(module, data, verbose=False)
         values = module.epoch_metrics
         return Evaluation(dict(zip(values, to_host(list(values.values())), strict=True)))
@@ -333,17 +333,17 @@ class Engine(TrainingCallback, PredictionCallback):
         module = EngineModule(self, predict_kwargs=kwargs)
         bridge = PyBlazeBridge(self.model, [self, *pyblaze])
         options = trainer_options(devices, [bridge, *lightning], trainer_kwargs, gpu)
-        with self._running(module):
+        with self._running(module, devices):
             outputs = pl.Trainer(**options).predict(module, data, return_predictions=True)
         if module.gathered_predictions is not None:  # several processes: all, in order
             return module.gathered_predictions
         return self.collate_predictions(outputs)
 
     @contextmanager
-    def _running(self, module: pl.LightningModule) -> Iterator[None]:
+    def _running(self, module: pl.LightningModule, devices: DeviceConfig) -> Iterator[None]:
         self._module = module if isinstance(module, EngineModule) else None
         try:
-            with quiet(), self._interrupts:
+            with quiet(), fast_cuda_checks(devices), self._interrupts:
                 yield
         finally:
             self._module = None
@@ -379,7 +379,7 @@ class Engine(TrainingCallback, PredictionCallback):
         if self._module is None:
             loss.backward()
         else:
-            self._module.manual_backward(loss)
+            self._module.run_backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Updates the parameters with ``optimizer`` (clipping gradients if configured), then
