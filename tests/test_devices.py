@@ -83,3 +83,20 @@ def test_trainer_kwargs():
         "devices": [2],
         "strategy": "auto",
     }
+
+
+def test_nvml_check_is_lifted_only_for_cpu_runs_without_gpus(gpus, monkeypatch):
+    import os
+
+    from pyblaze_pl.nn.engine._devices import fast_cuda_checks
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    gpus()
+    with fast_cuda_checks(DeviceConfig("cpu", 1)):
+        assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+    gpus(10)  # a GPU exists: CUDA checks must stay fork-safe
+    with fast_cuda_checks(DeviceConfig("cpu", 1)):
+        assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+    with fast_cuda_checks(DeviceConfig("gpu", [0])):
+        assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
