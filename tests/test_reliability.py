@@ -294,3 +294,8 @@ def test_learning_rate_schedule_survives_a_resume(tmp_path):
     assert run(2) == 1.0
     # A fresh scheduler would restart counting at epoch 0 and not reach its milestone.
     assert run(4, ckpt_path=tmp_path / "last.ckpt") == pytest.approx(0.1)
+
+
+def test_unknown_keyword_arguments_fail_before_training(net):
+    with pytest.raises(TypeError, match=r"SupervisedEngine\.batch_loss.*Received: lr=0\.1"):
+        fit(net, lr=0.1)

@@ -84,7 +84,7 @@ def recall(y_pred: Tensor, y_true: Tensor, c: int = 1) -> Tensor:
 
 
 def f1_score(y_pred: Tensor, y_true: Tensor, c: int = 1) -> Tensor:
-    """Harmonic mean of precision and recall of class ``c``: ``2 tp / (2 tp + fp + fn)``.
+    """Harmonic mean of precision and recall of class ``c``: ``2 p r / (p + r)``, as PyBlaze.
 
     Args:
         y_pred: logits or probabilities ``[N, C]``, class indices ``[N]`` or binary
@@ -93,8 +93,8 @@ def f1_score(y_pred: Tensor, y_true: Tensor, c: int = 1) -> Tensor:
         c: the class treated as positive.
 
     Returns:
-        A 0-dim float tensor; 0 when class ``c`` occurs but is never predicted correctly, NaN
-        when it is neither predicted nor present (as scikit-learn with ``zero_division=nan``).
+        A 0-dim float tensor; NaN when precision or recall is undefined (class ``c`` never
+        predicted, or never present) or both are 0 (scikit-learn would report 0 there).
 
     Example:
         >>> X.f1_score(torch.tensor([1, 1, 0, 1]), torch.tensor([1, 0, 0, 0]))

@@ -13,7 +13,20 @@ from pyblaze_pl._io import atomic_write, require_file
 _FORMAT = "pyblaze_pl.History"
 
 
-class History:
+class _MetricsAsAttributes:
+    """Metrics readable as attributes: ``obj.name`` is ``obj["name"]``, with an AttributeError
+    (that lists the metrics) for unknown names."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(e.args[0]) from None
+
+
+class History(_MetricsAsAttributes):
     """Metrics recorded while training, one record per epoch.
 
     Every key is available as an attribute and as an item: ``micro_train_loss`` is the loss of
@@ -103,14 +116,6 @@ class History:
             return [x for m in self._metrics for x in m.get(key, [])]
         return [m.get(key, math.nan) for m in self._metrics]
 
-    def __getattr__(self, name: str) -> list:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError as e:
-            raise AttributeError(e.args[0]) from None
-
     def __getstate__(self) -> dict[str, Any]:
         return {"duration": self.duration, "metrics": self._metrics}
 
@@ -128,7 +133,7 @@ class History:
         return f"History(epochs={len(self)}, duration={self.duration:.2f}s, last: {last or '-'})"
 
 
-class Evaluation:
+class Evaluation(_MetricsAsAttributes):
     """Metrics computed on a data set, available as attributes and items.
 
     Example:
@@ -161,14 +166,6 @@ class Evaluation:
             return self._metrics[key]
         except KeyError:
             raise KeyError(f"Evaluation has no metric {key!r}. Available: {self.keys}.") from None
-
-    def __getattr__(self, name: str) -> float:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError as e:
-            raise AttributeError(e.args[0]) from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Evaluation):

@@ -70,18 +70,27 @@ def split_eval_kwargs(
 
 def check_eval_kwargs(engine: Engine, kwargs: Mapping[str, Any], prefix: str = "") -> None:
     """Raises a TypeError, before anything runs, if ``engine.eval_batch`` rejects ``kwargs``."""
+    check_batch_kwargs(engine, "eval_batch", kwargs, prefix)
+
+
+def check_batch_kwargs(
+    engine: Engine, method: str, kwargs: Mapping[str, Any], prefix: str = ""
+) -> None:
+    """Raises a TypeError, before anything runs, if ``engine.<method>(data, **kwargs)`` would
+    reject ``kwargs`` (e.g. a misspelt keyword argument of ``train``)."""
     if not kwargs:
         return
     try:
-        signature = inspect.signature(engine.eval_batch)
-    except (TypeError, ValueError):  # no signature to check: eval_batch will tell
+        signature = inspect.signature(getattr(engine, method))
+    except (TypeError, ValueError):  # no signature to check: the call will tell
         return
     try:
-        signature.bind(None, **kwargs)
+        signature.bind_partial(None, **kwargs)
     except TypeError as e:
         received = ", ".join(f"{prefix}{k}={v!r}" for k, v in kwargs.items())
+        source = "eval_-prefixed arguments of train are" if prefix else "the arguments are"
         raise TypeError(
-            f"Expected keyword arguments that {type(engine).__name__}.eval_batch{signature} "
-            f"accepts: {'eval_-prefixed arguments of train' if prefix else 'arguments'} are "
-            f"passed to it{' without the prefix' if prefix else ''}. Received: {received} ({e})."
+            f"Expected keyword arguments that {type(engine).__name__}.{method}{signature} "
+            f"accepts: {source} passed to it{' without the prefix' if prefix else ''}. "
+            f"Received: {received} ({e})."
         ) from None

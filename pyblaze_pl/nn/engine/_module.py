@@ -12,6 +12,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._distributed import drop_padding, gather_predictions, unpadded_samples
+from pyblaze_pl.nn.engine._recorder import training_epoch_complete
 
 if TYPE_CHECKING:
     from pyblaze_pl.nn.engine.base import Engine
@@ -99,10 +100,7 @@ class EngineModule(pl.LightningModule):
         engine = self.engine
         engine.iteration = batch_idx
         engine.num_iterations = self.trainer.num_training_batches
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        engine.is_last_iteration = (
-            progress.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches
-        )
+        engine.is_last_iteration = training_epoch_complete(self.trainer)
         loss = engine.train_batch(batch, **self.train_kwargs)
         if isinstance(loss, torch.Tensor):
             return loss.detach()

@@ -26,12 +26,8 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     return torch.cat(flat).tolist()
 
 
-def trainer_of(module: pl.LightningModule) -> pl.Trainer:
-    return module.trainer
-
-
 def training_epoch_complete(trainer: pl.Trainer) -> bool:
-    """Whether the current training epoch has run its last batch."""
+    """Whether the current training epoch has run (or is running) its last batch."""
     progress = trainer.fit_loop.epoch_loop.batch_progress
     return progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
 
@@ -101,7 +97,7 @@ class HistoryRecorder(pl.Callback):
         if self.log_train_loss and self._losses and not self._logged:
             self._logged = True
             mean = self.loss_scale * torch.stack(self._losses).float().mean()
-            pl_module.log("train_loss", mean, sync_dist=trainer_of(pl_module).world_size > 1)
+            pl_module.log("train_loss", mean, sync_dist=pl_module.trainer.world_size > 1)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning callbacks that act when validation ends (ModelCheckpoint) must see train_loss.

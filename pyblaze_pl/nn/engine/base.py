@@ -20,6 +20,7 @@ from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine._compat import (
     EVALUATE_OPTIONS,
     PREDICT_OPTIONS,
+    check_batch_kwargs,
     check_eval_kwargs,
     reject_options,
     split_eval_kwargs,
@@ -56,12 +57,16 @@ def _check_loader(data: object, name: str) -> None:
         raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
 
 
-def _check_fit_arguments(train_data: object, val_data: object, epochs: object) -> None:
+def check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Expected {name} to be an int >= 1. Received: {value!r}.")
+
+
+def check_fit_arguments(train_data: object, val_data: object, epochs: object) -> None:
     _check_loader(train_data, "train_data")
     if val_data is not None:
         _check_loader(val_data, "val_data")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"Expected epochs to be an int >= 1. Received: {epochs!r}.")
+    check_positive_int("epochs", epochs)
 
 
 def split_callbacks(callbacks: Sequence[object] | None) -> tuple[list[object], list[pl.Callback]]:
@@ -208,8 +213,9 @@ class Engine(TrainingCallback, PredictionCallback):
             The history of the run. Ctrl-C ends training cleanly: ``after_training`` runs and
             the History of the completed epochs is returned.
         """
-        _check_fit_arguments(train_data, val_data, epochs)
+        check_fit_arguments(train_data, val_data, epochs)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
+        self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
         if val_data is None:
             val_metrics = MetricSet()
@@ -347,6 +353,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 yield
         finally:
             self._module = None
+
+    def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Raises a TypeError, before training, for keyword arguments of ``train`` that
+        :meth:`train_batch` does not accept."""
+        check_batch_kwargs(self, "train_batch", kwargs)
 
     # batch processing (override in subclasses)
     def train_batch(self, data: Any, **kwargs: Any) -> Any:

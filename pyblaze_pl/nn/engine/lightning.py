@@ -12,7 +12,7 @@ import torch
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._distributed import drop_padding, unpadded_samples
 from pyblaze_pl.nn.engine._module import log_validation_metrics
-from pyblaze_pl.nn.engine.base import _check_fit_arguments
+from pyblaze_pl.nn.engine.base import check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
 
@@ -93,12 +93,9 @@ class LightningEngine(SupervisedEngine):
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
         """
-        _check_fit_arguments(train_data, val_data, epochs)
+        check_fit_arguments(train_data, val_data, epochs)
         steps = gradient_accumulation_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(
-                f"Expected gradient_accumulation_steps to be an int >= 1. Received: {steps!r}."
-            )
+        check_positive_int("gradient_accumulation_steps", steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
         extra = [_ValidationMetrics(self, metric_set)] if len(metric_set) and val_data else []
         module = self.model

@@ -120,22 +120,10 @@ class MLEEngine(SupervisedEngine):
         )
 
     # batch processing
-    def train_batch(
-        self,
-        data: Any,
-        optimizer: torch.optim.Optimizer,
-        loss: Callable[..., torch.Tensor],
-        gradient_accumulation_steps: int = 1,
-        **kwargs: Any,
+    def batch_loss(
+        self, data: Any, loss: Callable[..., torch.Tensor], **kwargs: Any
     ) -> torch.Tensor:
-        if self.iteration == 0:
-            optimizer.zero_grad()
-        batch_loss = loss(*self._loss_inputs(data, kwargs))
-        steps = gradient_accumulation_steps
-        self.backward(batch_loss / steps if steps > 1 else batch_loss)
-        if (self.iteration + 1) % steps == 0 or self.is_last_iteration:
-            self.optimizer_step(optimizer)
-        return batch_loss.detach()
+        return loss(*self._loss_inputs(data, kwargs))
 
     def eval_batch(self, data: Any, **kwargs: Any) -> tuple[Any, Any]:
         inputs = self._loss_inputs(data, kwargs)

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from pyblaze_pl.nn.engine.base import Engine
+from pyblaze_pl.nn.engine._compat import check_batch_kwargs
+from pyblaze_pl.nn.engine.base import Engine, check_positive_int
 from pyblaze_pl.nn.results import History
 
 
@@ -57,10 +58,7 @@ class SupervisedEngine(Engine):
                 f"nn.CrossEntropyLoss(). Received: {type(loss).__name__}."
             )
         steps = gradient_accumulation_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(
-                f"Expected gradient_accumulation_steps to be an int >= 1. Received: {steps!r}."
-            )
+        check_positive_int("gradient_accumulation_steps", steps)
         return super().train(
             train_data,
             val_data,
@@ -78,18 +76,27 @@ class SupervisedEngine(Engine):
         self,
         data: Any,
         optimizer: torch.optim.Optimizer,
-        loss: Callable[[Any, Any], torch.Tensor],
+        loss: Callable[..., torch.Tensor],
         gradient_accumulation_steps: int = 1,
+        **kwargs: Any,
     ) -> torch.Tensor:
         if self.iteration == 0:
             optimizer.zero_grad()
-        y_pred, y_true = self.eval_batch(data)
-        batch_loss = loss(y_pred, y_true)
+        batch_loss = self.batch_loss(data, loss, **kwargs)
         steps = gradient_accumulation_steps
         self.backward(batch_loss / steps if steps > 1 else batch_loss)
         if (self.iteration + 1) % steps == 0 or self.is_last_iteration:
             self.optimizer_step(optimizer)
         return batch_loss.detach()
+
+    def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+        # Beyond its own arguments, train_batch passes keywords on to batch_loss.
+        own = ("optimizer", "loss", "gradient_accumulation_steps")
+        check_batch_kwargs(self, "batch_loss", {k: v for k, v in kwargs.items() if k not in own})
+
+    def batch_loss(self, data: Any, loss: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """The loss of one training batch: ``loss(model(x), y)``."""
+        return loss(*self.eval_batch(data))
 
     def eval_batch(self, data: Any) -> tuple[Any, Any]:
         if not isinstance(data, (list, tuple)) or len(data) != 2:
