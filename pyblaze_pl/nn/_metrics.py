@@ -188,7 +188,10 @@ class _Concatenated(Metric):
 
 class MetricSet(nn.Module):
     """Named metrics updated together; :meth:`compute` returns flat ``name -> tensor`` values
-    (a dict-valued metric ``m`` gives ``m_<key>``) and resets the metrics."""
+    (a dict-valued metric ``m`` gives ``m_<key>``) and resets the metrics.
+
+    :meth:`start` may cap how many samples count (DDP: the rest of this rank's share is padding
+    with repeated samples), so that no sample is counted twice."""
 
     def __init__(self, metrics: Mapping[str, object] | None = None) -> None:
         super().__init__()
@@ -200,6 +203,7 @@ class MetricSet(nn.Module):
         metrics = dict(metrics or {})
         self.names = list(metrics)
         self.metrics = nn.ModuleList(to_metric(name, m) for name, m in metrics.items())
+        self._remaining: int | None = None
 
     def add(self, name: str, metric: object) -> None:
         self.names.append(name)
@@ -208,7 +212,15 @@ class MetricSet(nn.Module):
     def __len__(self) -> int:
         return len(self.names)
 
+    def start(self, real_samples: int | None = None) -> None:
+        """Begins an epoch in which only the first ``real_samples`` samples count (all: None)."""
+        self._remaining = real_samples
+
     def update(self, y_pred: Any, y_true: Any) -> None:
+        if self._remaining is not None:
+            if len(y_true) > self._remaining:
+                y_pred, y_true = y_pred[: self._remaining], y_true[: self._remaining]
+            self._remaining -= len(y_true)
         for metric in self.metrics:
             metric.update(y_pred, y_true)
 

@@ -30,14 +30,6 @@ def unpadded_samples(trainer: pl.Trainer) -> int | None:
     return len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
 
 
-def drop_padding(y_pred: Any, y_true: Any, remaining: int) -> tuple[Any, Any, int]:
-    """Keeps the first ``remaining`` samples of a batch; returns the batch and what remains."""
-    size = len(y_true)
-    if size <= remaining:
-        return y_pred, y_true, remaining - size
-    return y_pred[:remaining], y_true[:remaining], 0
-
-
 def interleave(parts: list[Any]) -> Any:
     """Merges per-rank outputs of an unrepeated distributed sampler (rank ``r`` holds samples
     ``r, r + world, ...``) into data set order."""

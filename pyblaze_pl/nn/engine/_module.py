@@ -11,7 +11,7 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from pyblaze_pl.nn._metrics import MetricSet
-from pyblaze_pl.nn.engine._distributed import drop_padding, gather_predictions, unpadded_samples
+from pyblaze_pl.nn.engine._distributed import gather_predictions, unpadded_samples
 from pyblaze_pl.nn.engine._recorder import training_epoch_complete
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ class EngineModule(pl.LightningModule):
         self.epoch_metrics: dict[str, torch.Tensor] = {}
         self.gathered_predictions: Any = None
         self._optimizers: dict[int, Any] = {}
-        self._unpadded: int | None = None
         self.direct = False
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -108,13 +107,10 @@ class EngineModule(pl.LightningModule):
 
     # evaluation
     def on_validation_epoch_start(self) -> None:
-        self._unpadded = unpadded_samples(self.trainer)
+        self.metrics.start(unpadded_samples(self.trainer))  # DDP: count no sample twice
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        y_pred, y_true = self.engine.eval_batch(batch, **self.eval_kwargs)
-        if self._unpadded is not None:  # DDP: count no sample twice
-            y_pred, y_true, self._unpadded = drop_padding(y_pred, y_true, self._unpadded)
-        self.metrics.update(y_pred, y_true)
+        self.metrics.update(*self.engine.eval_batch(batch, **self.eval_kwargs))
 
     def on_validation_epoch_end(self) -> None:
         values = self.metrics.compute()

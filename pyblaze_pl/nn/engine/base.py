@@ -386,7 +386,8 @@ class Engine(TrainingCallback, PredictionCallback):
         return self.model(x)
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Back-propagates ``loss`` (through Lightning's precision plugin and strategy)."""
+        """Back-propagates ``loss`` (through Lightning's precision plugin and strategy when they
+        apply; see :func:`~pyblaze_pl.nn.engine._module.runs_plainly`)."""
         if self._module is None:
             loss.backward()
         else:

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from pyblaze_pl.nn._metrics import MetricSet
-from pyblaze_pl.nn.engine._distributed import drop_padding, unpadded_samples
+from pyblaze_pl.nn.engine._distributed import unpadded_samples
 from pyblaze_pl.nn.engine._module import log_validation_metrics
 from pyblaze_pl.nn.engine.base import check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
@@ -33,21 +33,17 @@ class _ValidationMetrics(pl.Callback):
     def __init__(self, engine: LightningEngine, metrics: MetricSet) -> None:
         self.engine = engine
         self.metrics = metrics
-        self._unpadded: int | None = None
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.metrics.to(pl_module.device)
-        self._unpadded = unpadded_samples(trainer)
+        self.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
 
     def on_validation_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
         if trainer.sanity_checking:
             return
-        y_pred, y_true = self.engine.eval_batch(batch)
-        if self._unpadded is not None:  # DDP: count no sample twice
-            y_pred, y_true, self._unpadded = drop_padding(y_pred, y_true, self._unpadded)
-        self.metrics.update(y_pred, y_true)
+        self.metrics.update(*self.engine.eval_batch(batch))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values = self.metrics.compute()
