@@ -81,12 +81,25 @@ def test_mixed_callbacks_in_any_order(net, tmp_path, capsys):
     assert list(tmp_path.glob("*.ckpt"))
 
 
-def test_lightning_namespace_callbacks_are_rejected_with_a_hint(net):
-    foreign = type(
-        "EarlyStopping", (), {"__module__": "lightning.pytorch.callbacks.early_stopping"}
+def test_lightning_namespace_callbacks_run_on_lightning_pytorch(net, tmp_path):
+    import lightning.pytorch as L
+
+    checkpoint = L.callbacks.ModelCheckpoint(
+        dirpath=tmp_path, monitor="val_loss", filename="{epoch}"
     )
-    with pytest.raises(TypeError, match=r"from pytorch_lightning.callbacks import EarlyStopping"):
-        fit(net, callbacks=[foreign()])
+    history = fit(net, epochs=2, callbacks=[checkpoint])
+    assert len(history) == 2
+    assert checkpoint.best_model_score.item() == pytest.approx(min(history.val_loss))
+
+
+def test_mixing_lightning_namespaces_is_refused_before_training(net, tmp_path):
+    import lightning.pytorch as L
+
+    before = copy.deepcopy(net.state_dict())
+    mixed = [L.callbacks.ModelCheckpoint(dirpath=tmp_path), EarlyStopping(monitor="val_loss")]
+    with pytest.raises(TypeError, match=r"both `pytorch_lightning` \(callbacks\[1\].*`lightning`"):
+        fit(net, callbacks=mixed)
+    torch.testing.assert_close(net.state_dict(), before)
     with pytest.raises(TypeError, match=r"Received: 42 \(int\)"):
         fit(net, callbacks=[42])
 
@@ -272,11 +285,27 @@ def test_lightning_module_gradient_accumulation_records_undivided_losses():
     assert history.micro_train_loss[0] == pytest.approx(first.item(), abs=1e-6)
 
 
-def test_lightning_namespace_modules_are_rejected():
-    foreign_base = type("LightningModule", (torch.nn.Module,), {"__module__": "lightning.pytorch"})
-    model_class = type("Model", (xnn.Estimator, foreign_base), {})
-    with pytest.raises(TypeError, match=r"subclass `pytorch_lightning\.LightningModule` instead"):
-        _ = model_class().engine
+def test_lightning_namespace_modules_train_on_lightning_pytorch():
+    import lightning.pytorch as L
+
+    class UnifiedLit(xnn.Estimator, L.LightningModule):
+        training_step = Lit.training_step
+        validation_step = Lit.validation_step
+        configure_optimizers = Lit.configure_optimizers
+        forward = Lit.forward
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.layers = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    unified, classic = UnifiedLit(), Lit()
+    loaders = make_loader(make_dataset(64), 16), make_loader(make_dataset(30, seed=2), 10)
+    expected = classic.fit(*loaders, epochs=2, gpu=False)
+    history = unified.fit(*loaders, epochs=2, gpu=False)
+    assert isinstance(unified.engine, xnn.LightningEngine)
+    assert history.micro_train_loss == expected.micro_train_loss
+    assert history.val_loss == expected.val_loss
 
 
 class StepHooks(pl.Callback):

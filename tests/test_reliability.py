@@ -68,9 +68,7 @@ def test_bad_arguments_fail_before_training(net, kwargs, error, message):
 def test_empty_and_wrong_loaders(net):
     empty = make_loader(torch.utils.data.TensorDataset(torch.zeros(0, 8), torch.zeros(0)), 4)
     with pytest.raises(ValueError, match="train_data to yield at least one batch"):
-        fit(net) if False else net.fit(
-            empty, optimizer=optim.SGD(net.parameters(), 0.1), loss=nn.CrossEntropyLoss()
-        )
+        net.fit(empty, optimizer=optim.SGD(net.parameters(), 0.1), loss=nn.CrossEntropyLoss())
     with pytest.raises(TypeError, match=r"train_data to be a DataLoader.*Received: int"):
         net.fit(3, optimizer=optim.SGD(net.parameters(), 0.1), loss=nn.CrossEntropyLoss())
     with pytest.raises(ValueError, match="val_data to yield at least one batch"):
@@ -162,7 +160,7 @@ def test_ctrl_c_returns_the_history_so_far(net, capsys):
     history = fit(net, epochs=5, callbacks=[callback])
     assert len(history) == 1
     assert callback.trained  # after_training ran
-    assert "Training interrupted (KeyboardInterrupt) in epoch 2" in capsys.readouterr().out
+    assert "Training interrupted (KeyboardInterrupt) in epoch 2" in capsys.readouterr().err
     for p, q in zip(net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
     assert signal.getsignal(signal.SIGINT) is handler  # restored

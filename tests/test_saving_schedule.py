@@ -14,7 +14,7 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, TensorDataset
 
 import pyblaze_pl.nn as xnn
-from pyblaze_pl.nn.callbacks import saving
+from pyblaze_pl.nn.callbacks import base as callbacks_base
 from pyblaze_pl.nn.configurable import load_weights
 
 BATCHES = 4  # per epoch
@@ -171,13 +171,13 @@ def test_saver_can_serve_several_fits(tmp_path):
 
 def test_saver_writes_only_on_global_rank_zero(tmp_path, monkeypatch):
     saver = xnn.ModelSaverCallback(tmp_path)
-    monkeypatch.setattr(saving.dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(saving.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(callbacks_base.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(callbacks_base.dist, "get_rank", lambda: 1)
     saver.before_training(Linear(), 1)
     saver.before_epoch(0, BATCHES)
     saver.after_epoch(xnn.Evaluation({"train_loss": 1.0}))
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(saving.dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(callbacks_base.dist, "get_rank", lambda: 0)
     saver.after_epoch(xnn.Evaluation({"train_loss": 1.0}))
     assert [p.name for p in tmp_path.iterdir()] == ["model_epoch-0.pt"]
 

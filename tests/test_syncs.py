@@ -38,7 +38,7 @@ def count_syncs(monkeypatch):
 
 
 def test_counter_sees_our_calls(count_syncs):
-    from pyblaze_pl.nn.engine._recorder import to_host
+    from pyblaze_pl._lightning.run import to_host
 
     to_host([torch.ones(2)])
     assert sum(count_syncs.values()) == 1

@@ -6,28 +6,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler
 
 
-def unpadded_samples(trainer: pl.Trainer) -> int | None:
+def unpadded_samples(trainer: Any) -> int | None:
     """How many of this rank's validation samples are real, or None if none are padding.
 
     Lightning gives each rank a ``DistributedSampler`` that pads the data set by repeating
     samples until its size divides by the world size; the repeats are the last sample of some
-    ranks. Rank ``r`` holds ``len(range(r, N, world))`` real samples, then padding.
+    ranks. Rank ``r`` holds ``len(range(r, N, world))`` real samples, then padding. (Samplers
+    that do not pad, such as the one Lightning uses in ``validate``, have ``total_size == N``.)
     """
     if trainer.world_size == 1:
         return None
     loader = trainer.val_dataloaders
     loader = loader[0] if isinstance(loader, (list, tuple)) else loader
     sampler = getattr(loader, "sampler", None)
-    padded = isinstance(sampler, DistributedSampler) and not sampler.drop_last
-    if not padded or isinstance(sampler, UnrepeatedDistributedSampler):
+    if not isinstance(sampler, DistributedSampler) or sampler.drop_last:
         return None
-    return len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
+    size = len(sampler.dataset)
+    if sampler.total_size <= size:
+        return None
+    return len(range(sampler.rank, size, sampler.num_replicas))
 
 
 def interleave(parts: list[Any]) -> Any:
@@ -56,7 +57,7 @@ def gather_predictions(local: Any) -> Any:
     return interleave(parts)
 
 
-def equal_counts(trainer: pl.Trainer, count: int) -> None:
+def equal_counts(trainer: Any, count: int) -> None:
     """Raises unless every rank ran ``count`` training batches this epoch."""
     bounds = torch.tensor([count, -count], device=trainer.strategy.root_device)
     torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)

@@ -1,19 +1,49 @@
-"""Records the History: per-batch losses stay on the device, and each epoch's numbers reach the
-host in one transfer."""
+"""One ``fit``/``evaluate``/``predict`` call on a Lightning Trainer.
+
+A :class:`Run` owns everything the call needs: the Trainer, the adapter module (or the user's
+LightningModule), the PyBlaze callbacks' dispatch, the History, and the batch context engines read.
+Its one Lightning callback (:class:`_Hooks`) forwards Lightning's hooks to it, and
+:meth:`Run.end_epoch` is the one place that builds an epoch's record, hands it to the PyBlaze
+callbacks and applies their stop decisions.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from types import ModuleType
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
-from pyblaze_pl.nn.callbacks._bridge import PyBlazeBridge, batch_loss
-from pyblaze_pl.nn.engine._distributed import equal_counts
+from pyblaze_pl._io import require_file
+from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
+from pyblaze_pl._lightning.module import adapter_class
+from pyblaze_pl._lightning.quiet import quiet
+from pyblaze_pl.nn._metrics import MetricSet
+from pyblaze_pl.nn.callbacks._dispatch import Dispatch
+from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.engine import context as batch_context
+from pyblaze_pl.nn.engine._devices import fast_cuda_checks, resolve_gpu
+from pyblaze_pl.nn.engine._interrupts import InterruptGuard
+from pyblaze_pl.nn.engine.lightning import LightningEngine
+from pyblaze_pl.nn.estimator import is_lightning_module
 from pyblaze_pl.nn.results import Evaluation, History
+
+# Trainer options that PyBlaze arguments own: key -> the argument to use instead.
+_RESERVED = {
+    "max_epochs": "epochs=",
+    "min_epochs": "epochs=",
+    "accelerator": "gpu=",
+    "callbacks": "callbacks=",
+    "accumulate_grad_batches": "gradient_accumulation_steps=",
+}
+_CLIP_KEYS = ("gradient_clip_val", "gradient_clip_algorithm")
 
 
 def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
@@ -26,162 +56,504 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     return torch.cat(flat).tolist()
 
 
-def training_epoch_complete(trainer: pl.Trainer) -> bool:
-    """Whether the current training epoch has run (or is running) its last batch."""
-    progress = trainer.fit_loop.epoch_loop.batch_progress
-    return progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, Mapping):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
-class HistoryRecorder(pl.Callback):
-    """Collects each batch's loss (detached, on the device) and, at the end of every epoch, the
-    epoch's metrics; appends one record per epoch to :attr:`history` and hands the record to
-    the PyBlaze callbacks' ``after_epoch``.
+def _count(batches: Any) -> int | None:
+    """Lightning's batch count (a number, ``inf`` or a list of them) as PyBlaze's ``int | None``."""
+    total = sum(batches) if isinstance(batches, list) else batches
+    return int(total) if math.isfinite(total) else None
 
-    The epoch is recorded right after the LightningModule's own ``on_train_epoch_end`` (see
-    :meth:`after_module_epoch_end`), so that everything the module logs is included, and before
-    Lightning's monitoring callbacks (ModelCheckpoint, EarlyStopping) act.
 
-    Its state (the History, and an epoch whose training and validation ended but which was not
-    recorded yet when a checkpoint was written) is saved in Lightning checkpoints, so a run
-    resumed with ``ckpt_path`` continues the same History.
+def _optimizers(values: Iterable[Any]) -> list[torch.optim.Optimizer]:
+    """The optimizers among ``values``, also inside lists, tuples and dicts (each once)."""
+    found: list[torch.optim.Optimizer] = []
+    for value in values:
+        items = value.values() if isinstance(value, Mapping) else value
+        candidates = items if isinstance(value, (list, tuple, Mapping)) else [value]
+        for item in candidates:
+            if isinstance(item, torch.optim.Optimizer) and all(item is not o for o in found):
+                found.append(item)
+    return found
+
+
+def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]]:
+    """Separates PyBlaze callbacks from Lightning callbacks, rejecting anything else."""
+    if callbacks is None:
+        return [], []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"Expected callbacks to be a list. Received: {type(callbacks).__name__}.")
+    pyblaze, lightning = [], []
+    for callback in callbacks:
+        if isinstance(callback, (TrainingCallback, PredictionCallback)):
+            pyblaze.append(callback)
+        elif isinstance(callback, pl.Callback):
+            lightning.append(callback)
+        else:
+            raise TypeError(
+                f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or "
+                f"a Lightning Callback. Received: {callback!r} ({type(callback).__name__})."
+            )
+    return pyblaze, lightning
+
+
+class Run:
+    """One call of ``train`` (``fit``), ``evaluate`` or ``predict`` of an engine.
 
     Args:
-        bridge: The bridge whose ``after_epoch`` receives each record.
-        collect: Returns the epoch's other metrics (validation), as tensors.
-        log_train_loss: Whether to log ``train_loss`` for Lightning callbacks and loggers.
-        loss_scale: Factor that turns the losses in ``training_step`` outputs into each batch's
-            own loss (Lightning divides them by ``accumulate_grad_batches``).
-        stop_on_nonfinite: Whether to stop training at the end of an epoch in which a batch loss
-            was NaN or infinite.
+        engine: The engine whose batch methods run.
+        gpu: PyBlaze's ``gpu=`` argument.
+        callbacks: PyBlaze and Lightning callbacks, in any order.
+        trainer_kwargs: Further Trainer options.
     """
 
     def __init__(
         self,
-        bridge: PyBlazeBridge,
-        collect: Callable[[], dict[str, Any]],
-        log_train_loss: bool = True,
-        loss_scale: float = 1.0,
-        stop_on_nonfinite: bool = True,
+        engine: Any,
+        *,
+        gpu: object,
+        callbacks: object,
+        trainer_kwargs: Mapping[str, Any] | None,
     ) -> None:
-        self.bridge = bridge
-        self.collect = collect
-        self.log_train_loss = log_train_loss
-        self.loss_scale = loss_scale
-        self.stop_on_nonfinite = stop_on_nonfinite
+        self.engine = engine
+        self.model = engine.model
+        self.user_options = dict(trainer_kwargs or {})
+        given = [("the model", self.model)] if is_lightning_module(self.model) else []
+        if isinstance(callbacks, (list, tuple)):
+            given += [(f"callbacks[{i}]", c) for i, c in enumerate(callbacks)]
+        given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
+        self.pl = namespace.load(namespace.choose(given))
+        self.gpu = gpu
+        self.devices = resolve_gpu(gpu)
+        pyblaze, self.lightning_callbacks = split_callbacks(callbacks, self.pl)
+        self.dispatch = Dispatch(self.model, [engine, *pyblaze])
+        self.context = _Context(self)
         self.history = History()
-        self._trainer: pl.Trainer | None = None
+        self.metrics = MetricSet()
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.train_kwargs: dict[str, Any] = {}
+        self.eval_kwargs: dict[str, Any] = {}
+        self.predict_kwargs: dict[str, Any] = {}
+        self.stop_on_nonfinite = True
+        self.trainer: Any = None
+        self.module: Any = None
+        self.own_steps = False  # a LightningModule trained by its own training_step
+        self.interrupts = InterruptGuard()
+        self.predictions: list[Any] = []
+        self.values: dict[str, torch.Tensor] = {}  # this epoch's validation values
         self._losses: list[torch.Tensor] = []
-        self._logged = False
-        self._recorded = False
+        self._losses_final = False
         self._pending: dict[str, Any] | None = None
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._trainer = trainer
+    # the three calls
+    def fit(
+        self,
+        train_data: Iterable,
+        val_data: Iterable | None,
+        *,
+        epochs: int,
+        metrics: MetricSet,
+        train_kwargs: dict[str, Any] | None = None,
+        eval_kwargs: dict[str, Any] | None = None,
+        ckpt_path: str | os.PathLike | None = None,
+        stop_on_nonfinite: bool = True,
+        accumulate_grad_batches: int = 1,
+    ) -> History:
+        """Trains: ``Trainer.fit`` on the adapter module (or the user's LightningModule)."""
+        self.metrics = metrics
+        self.train_kwargs = train_kwargs or {}
+        self.eval_kwargs = eval_kwargs or {}
+        self.stop_on_nonfinite = stop_on_nonfinite
+        self.own_steps = isinstance(self.engine, LightningEngine)
+        if ckpt_path is not None:
+            ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
+        options: dict[str, Any] = {"max_epochs": epochs}
+        if self.own_steps:
+            self.module = self.model
+            options["accumulate_grad_batches"] = accumulate_grad_batches
+        else:
+            self.module = adapter_class(self.pl)(self)
+            self.optimizers = _optimizers(self.train_kwargs.values())
+            self.context.clip = {
+                k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
+            }
+        self.trainer = self.pl.Trainer(**self._trainer_options(**options))
+        start = time.monotonic()
+        with ExitStack() as stack:
+            self._enter(stack)
+            if self.own_steps:
+                stack.callback(
+                    compat.run_after_module_hook(self.module, "on_train_epoch_end", self.end_epoch)
+                )
+            with compat.interrupt_returns(self.trainer):
+                fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
+                self.trainer.fit(self.module, train_data, val_data, **fit_options)
+        self.history.duration += time.monotonic() - start
+        return self.history
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending is not None:  # resumed from a checkpoint written before epoch end
-            pending, self._pending = self._pending, None
-            self._append(trainer, pending)
-        self._losses = []
-        self._logged = False
-        self._recorded = False
+    def evaluate(self, data: Iterable, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
+        """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
+        self.metrics = metrics
+        self.eval_kwargs = kwargs
+        self.module = adapter_class(self.pl)(self)
+        self.trainer = self.pl.Trainer(**self._trainer_options())
+        with ExitStack() as stack:
+            self._enter(stack)
+            self.trainer.validate(self.module, data, verbose=False)
+        return Evaluation(dict(zip(self.values, to_host(list(self.values.values())), strict=True)))
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
-    ) -> None:
-        loss = batch_loss(outputs)
-        if loss is not None:
-            self._losses.append(loss.detach())
+    def predict(self, data: Iterable, kwargs: dict[str, Any]) -> Any:
+        """The engine's outputs for every batch, in loader order, on the CPU."""
+        self.predict_kwargs = kwargs
+        self.module = adapter_class(self.pl)(self)
+        self.trainer = self.pl.Trainer(**self._trainer_options())
+        with ExitStack() as stack:
+            self._enter(stack)
+            self.trainer.predict(self.module, data, return_predictions=False)
+        local = self.engine.collate_predictions(self.predictions)
+        if self.trainer.world_size > 1:  # several processes: all predictions, in order
+            return gather_predictions(local)
+        return local
 
-    def _log_train_loss(self, pl_module: pl.LightningModule) -> None:
-        if self.log_train_loss and self._losses and not self._logged:
-            self._logged = True
-            mean = self.loss_scale * torch.stack(self._losses).float().mean()
-            pl_module.log("train_loss", mean, sync_dist=pl_module.trainer.world_size > 1)
+    def _enter(self, stack: ExitStack) -> None:
+        stack.enter_context(quiet())
+        stack.enter_context(fast_cuda_checks(self.devices))
+        stack.enter_context(self.interrupts)
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning callbacks that act when validation ends (ModelCheckpoint) must see train_loss.
-        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
-        if fitting and training_epoch_complete(trainer):
-            self._log_train_loss(pl_module)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._log_train_loss(pl_module)
-
-    @contextmanager
-    def after_module_epoch_end(self, module: pl.LightningModule) -> Iterator[None]:
-        """Makes ``module.on_train_epoch_end`` call :meth:`finish_epoch` after itself."""
-        module.__dict__["on_train_epoch_end"] = _ThenFinishEpoch(module.on_train_epoch_end, self)
-        try:
-            yield
-        finally:
-            module.__dict__.pop("on_train_epoch_end", None)
-
-    def finish_epoch(self, trainer: pl.Trainer) -> None:
-        """Records the epoch and calls the PyBlaze callbacks' ``after_epoch``."""
-        if self._losses and not self._recorded:  # else: stopped before the first batch
-            self._recorded = True
-            self._append(trainer, self._record())
-
-    def _record(self) -> dict[str, Any]:
-        """The epoch's record, with one device-to-host transfer."""
-        metrics = self.collect()
-        losses = torch.stack(self._losses)
-        if self.loss_scale != 1:
-            losses = losses * self.loss_scale
-        trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1:  # one entry per step, rank average
-            equal_counts(trainer, len(losses))
-            losses = trainer.strategy.reduce(losses, reduce_op="mean")
-        values = to_host([losses, *metrics.values()])
-        micro, rest = values[: len(self._losses)], values[len(self._losses) :]
+    def _trainer_options(self, **options: Any) -> dict[str, Any]:
+        """PyBlaze-like defaults, ``gpu=``, then the user's ``trainer_kwargs`` (checked against
+        the PyBlaze arguments they would contradict)."""
+        user = self.user_options
+        for key, argument in _RESERVED.items():
+            if key in user:
+                raise ValueError(
+                    f"Expected trainer_kwargs without {key!r}: pyblaze_pl sets it from "
+                    f"`{argument}`. Received: trainer_kwargs[{key!r}]={user[key]!r}."
+                )
+        if "devices" in user and self.devices.accelerator != "cpu":
+            raise ValueError(
+                f"Expected trainer_kwargs['devices'] only together with gpu=False (the number of "
+                f"CPU processes). Received: devices={user['devices']!r} with gpu={self.gpu!r}; "
+                f"choose GPUs with `gpu=` instead."
+            )
+        callbacks = [_hooks_class(self.pl)(self), *self.lightning_callbacks]
         return {
-            "micro_train_loss": micro,
-            "train_loss": math.fsum(micro) / len(micro),  # unless the module logged its own
-            **dict(zip(metrics, rest, strict=True)),
+            "logger": False,
+            "enable_checkpointing": any(
+                isinstance(c, self.pl.callbacks.Checkpoint) for c in callbacks
+            ),
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            **self.devices.as_trainer_kwargs(),
+            **options,
+            **user,
+            "callbacks": callbacks,
         }
 
-    def _append(self, trainer: pl.Trainer, record: dict[str, Any]) -> None:
+    # batches (called by the adapter module)
+    def train_batch(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        context = self.context
+        context.iteration = batch_idx
+        total = context.num_iterations
+        context.is_last_iteration = self.trainer.is_last_batch or (
+            total is not None and batch_idx + 1 >= total
+        )
+        loss = self.engine.train_batch(batch, **self.train_kwargs)
+        if isinstance(loss, torch.Tensor):
+            return loss.detach()
+        return torch.as_tensor(loss, dtype=torch.float32, device=self.module.device)
+
+    def eval_batch(self, batch: Any) -> Any:
+        return self.engine.eval_batch(batch, **self.eval_kwargs)
+
+    def predict_batch(self, batch: Any) -> Any:
+        return self.engine.predict_batch(batch, **self.predict_kwargs)
+
+    # the epoch
+    def start_epoch(self) -> None:
+        trainer = self.trainer
+        self._flush_pending()
+        self._losses = []
+        self._losses_final = False
+        self.values = {}
+        self.context.num_iterations = _count(trainer.num_training_batches)
+        if self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations):
+            trainer.should_stop = True
+        self._sync_stop()
+
+    def add_batch_loss(self, outputs: Any) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return  # training_step returned None: the batch was skipped
+        loss = loss.detach()
+        if self.own_steps and self.trainer.accumulate_grad_batches != 1:
+            loss = loss * self.trainer.accumulate_grad_batches  # Lightning divided it
+        self._losses.append(loss)
+        self.dispatch.after_batch(loss)
+        total = _count(self.trainer.num_training_batches)
+        if self.trainer.is_last_batch or (total is not None and len(self._losses) >= total):
+            self._finalize_losses()
+
+    def _finalize_losses(self) -> None:
+        """Once per epoch, after its last batch: the rank average of every batch's loss."""
+        if self._losses_final or not self._losses:
+            return
+        self._losses_final = True
+        trainer = self.trainer
+        if trainer.world_size > 1:  # one entry per step, rank average
+            equal_counts(trainer, len(self._losses))
+            reduced = trainer.strategy.reduce(torch.stack(self._losses), reduce_op="mean")
+            self._losses = list(reduced)
+
+    def train_loss(self) -> torch.Tensor | None:
+        """The mean of this epoch's batch losses so far (for Lightning callbacks and loggers)."""
+        if not self._losses:
+            return None
+        return torch.stack(self._losses).float().mean()
+
+    def end_epoch(self) -> None:
+        """Records the epoch, hands the record to the PyBlaze callbacks and applies the stops."""
+        self._flush_pending()
+        if not self._losses:  # stopped before the first batch
+            return
+        self._finalize_losses()
+        values = self.values if not self.own_steps else self._logged_values()
+        numbers = to_host([torch.stack(self._losses), *values.values()])
+        micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
+        self._losses = []
+        self._append(micro, dict(zip(values, rest, strict=True)))
+
+    def _logged_values(self) -> dict[str, torch.Tensor]:
+        """The scalar epoch-level values the module has logged (``*_step`` values left out)."""
+        return {
+            name: value
+            for name, value in self.trainer.callback_metrics.items()
+            if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step")
+        }
+
+    def _append(self, micro: list[float], values: dict[str, float]) -> None:
+        record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
         self.history._metrics.append(record)
-        summary = {k: v for k, v in record.items() if k != "micro_train_loss"}
-        self.bridge.after_epoch(trainer, Evaluation(summary))
-        if self.stop_on_nonfinite:
-            micro = record["micro_train_loss"]
-            bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
-            if bad is not None:
-                self.bridge.request_stop(
-                    trainer,
+        summary = Evaluation({k: v for k, v in record.items() if k != "micro_train_loss"})
+        if self.dispatch.after_epoch(summary):
+            self.trainer.should_stop = True
+        bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
+        if self.stop_on_nonfinite and bad is not None:
+            self.dispatch.stop(
+                CallbackException(
                     f"Stopping: the training loss became {micro[bad]} in epoch "
                     f"{len(self.history)} (batch {bad + 1} of {len(micro)}). Pass "
-                    f"stop_on_nonfinite=False to train on.",
+                    f"stop_on_nonfinite=False to train on."
                 )
+            )
+            self.trainer.should_stop = True
         # Every rank sees the same History; a callback that decides otherwise stops them all.
-        self.bridge.sync_stop(trainer)
+        self._sync_stop()
 
+    def _sync_stop(self) -> None:
+        """Several processes (DDP): if one stops, all stop, at the same epoch."""
+        trainer = self.trainer
+        if trainer.world_size == 1:
+            return
+        stop = trainer.strategy.reduce_boolean_decision(bool(trainer.should_stop), all=False)
+        if stop:
+            self.dispatch.stop(CallbackException("Training stopped: another process asked to."))
+        trainer.should_stop = stop
+
+    # resuming: an epoch whose batches ran but which was not recorded when a checkpoint was written
     def state_dict(self) -> dict[str, Any]:
-        pending = None
-        trainer = self._trainer
-        unrecorded = self._losses and not self._recorded and trainer is not None
-        if unrecorded and training_epoch_complete(trainer):
-            pending = self._record()
-        return {
-            "duration": self.history.duration,
-            "metrics": self.history._metrics,
-            "pending": pending,
-        }
+        epoch = self._pending
+        if self._losses_final and self._losses:
+            values = self.values if not self.own_steps else {}
+            numbers = to_host([torch.stack(self._losses), *values.values()])
+            micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
+            epoch = {"micro": micro, "values": dict(zip(values, rest, strict=True))}
+        return {"duration": self.history.duration, "metrics": self.history._metrics, "epoch": epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = History(state["duration"], state["metrics"])
+        self._pending = state.get("epoch", state.get("pending"))
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if "micro" not in pending:  # written by release 0.1.0: a complete record
+            pending = {
+                "micro": pending["micro_train_loss"],
+                "values": {
+                    k: v for k, v in pending.items() if k not in ("micro_train_loss", "train_loss")
+                },
+            }
+        self._append(pending["micro"], pending["values"])
+
+
+class _Context(batch_context.BatchContext):
+    """The batch context of a run: backward and optimizer steps through Lightning."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.clip: dict[str, Any] = {}
+        self._wrapped: dict[int, Any] = {}
+
+    def start(self) -> None:
+        module = self.run.module
+        self.device = module.device
+        if not self.run.own_steps and self.run.trainer.state.fn == "fit":
+            optimizers = module.optimizers(use_pl_optimizer=True)
+            optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+            self._wrapped = {id(o.optimizer): o for o in optimizers if o is not None}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.run.module.manual_backward(loss)
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        run = self.run
+        run.interrupts.begin()  # Ctrl-C never leaves a half-applied update
+        wrapped = self._wrapped.get(id(optimizer))
+        if self.clip.get("gradient_clip_val") is not None:
+            run.module.clip_gradients(wrapped or optimizer, **self.clip)
+        if wrapped is not None:
+            wrapped.step()  # counts Lightning's global_step
+        else:  # not passed to fit: still through the precision plugin (GradScaler, ...)
+            run.trainer.strategy.optimizer_step(optimizer, closure=_no_closure, model=run.module)
+        optimizer.zero_grad()
+        run.interrupts.end()
+
+
+def _no_closure() -> None:
+    return None
+
+
+class _Hooks:
+    """The run's one Lightning callback: forwards Lightning's hooks to the :class:`Run`."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._token: Any = None
+        self._logged_epoch: int | None = None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.run.trainer = trainer
+        self._token = batch_context.publish(self.run.context)
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self._token is not None:
+            batch_context.withdraw(self._token)
+            self._token = None
+
+    # training
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.run.context.start()
+        self.run.metrics.to(pl_module.device)
+        self.run.dispatch.before_training(trainer.max_epochs)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self.run.start_epoch()
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
+        self.run.add_batch_loss(outputs)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_train_loss(pl_module)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self.run._flush_pending()
+        self.run.dispatch.after_training(prints=trainer.is_global_zero)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.run.dispatch.stop(
+                Interrupted(
+                    f"Training interrupted (KeyboardInterrupt) in epoch "
+                    f"{trainer.current_epoch + 1}; returning the History of the completed epochs."
+                )
+            )
+            self.run.dispatch.after_training(prints=trainer.is_global_zero)
+
+    def _log_train_loss(self, pl_module: Any) -> None:
+        run = self.run
+        if run.own_steps or self._logged_epoch == run.trainer.current_epoch:
+            return
+        mean = run.train_loss()
+        if mean is not None:
+            self._logged_epoch = run.trainer.current_epoch
+            pl_module.log("train_loss", mean, sync_dist=run.trainer.world_size > 1)
+
+    # validation, evaluate and predict
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.run.metrics.to(pl_module.device)
+            self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
+            self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
+        if trainer.state.fn != "fit":
+            self.run.context.start()
+
+    def on_validation_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, *args: Any
+    ) -> None:
+        if trainer.sanity_checking:
+            return
+        run = self.run
+        if len(run.metrics):
+            run.metrics.update(*(run.engine.eval_batch(batch) if run.own_steps else outputs))
+        run.dispatch.after_prediction_batch()
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        run = self.run
+        values = run.metrics.compute()
+        if trainer.state.fn == "fit":
+            # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
+            if run._losses_final:
+                self._log_train_loss(pl_module)
+            values = {f"val_{k}": v for k, v in values.items()}
+            distributed = trainer.world_size > 1  # values are global already: the mean keeps them
+            for name, value in values.items():
+                pl_module.log(name, value.float(), sync_dist=distributed)
+        run.values = values
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.run.dispatch.after_predictions()
+
+    def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
+        self.run.context.start()
+        self.run.dispatch.before_predictions(_count(trainer.num_predict_batches))
+
+    def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
+        self.run.predictions.append(_to_cpu(outputs))
+        self.run.dispatch.after_prediction_batch()
+
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        self.run.dispatch.after_predictions()
+
+    # checkpoints: the History so far and the PyBlaze callbacks' state
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.run.state_dict(), "callbacks": self.run.dispatch.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = History(state_dict["duration"], state_dict["metrics"])
-        self._pending = state_dict["pending"]
+        self.run.load_state_dict(state_dict)
+        self.run.dispatch.load_state_dict(state_dict.get("callbacks", {}))
 
 
-class _ThenFinishEpoch:
-    """``module.on_train_epoch_end``, then the recorder's ``finish_epoch`` (picklable)."""
+class Interrupted(CallbackException):
+    """Why training ended after Ctrl-C (printed to standard error)."""
 
-    def __init__(self, hook: Callable[[], None], recorder: HistoryRecorder) -> None:
-        self.hook = hook
-        self.recorder = recorder
+    to_stderr = True
 
-    def __call__(self) -> None:
-        self.hook()
-        self.recorder.finish_epoch(self.hook.__self__.trainer)
+
+@functools.cache
+def _hooks_class(pl: ModuleType) -> type:
+    """The run's callback class for the Lightning namespace ``pl``."""
+    return type("RunHooks", (_Hooks, pl.Callback), {"__module__": __name__})

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
+from pyblaze_pl._lightning.compat import apply_except, metric_defaults
 from pyblaze_pl.nn.functional import _wide_float
 
 # reduction='mean' losses whose mean is (sum of the unreduced loss) / (count of its elements)
@@ -133,9 +134,11 @@ class _LossMean(Metric):
 
     def _apply(self, fn: Callable, exclude_state: Any = ()) -> nn.Module:
         # Moves `total` itself: float64 on every device that has it, float32 on Apple MPS.
-        this = super()._apply(fn, exclude_state=(*exclude_state, "total"))
-        this.total = _move_sum(this.total, this.device)
-        this._defaults["total"] = _move_sum(this._defaults["total"], this.device)
+        this, kept = apply_except(self, fn, exclude_state, keep="total")
+        if kept:
+            this.total = _move_sum(this.total, this.device)
+            defaults = metric_defaults(this)
+            defaults["total"] = _move_sum(defaults["total"], this.device)
         return this
 
 

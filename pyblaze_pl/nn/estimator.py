@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
-
 from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.engine.lightning import LightningEngine
 from pyblaze_pl.nn.results import Evaluation, History
@@ -58,14 +56,17 @@ class Estimator:
         return self.engine.predict(*args, **kwargs)
 
 
+_LIGHTNING_MODULES = ("pytorch_lightning.core.module", "lightning.pytorch.core.module")
+
+
+def is_lightning_module(model: object) -> bool:
+    """Whether ``model`` is a LightningModule of either Lightning namespace (checked by the class
+    hierarchy, without importing Lightning)."""
+    return any(
+        c.__name__ == "LightningModule" and c.__module__ in _LIGHTNING_MODULES
+        for c in type(model).__mro__
+    )
+
+
 def _default_engine(model: object) -> type[Engine] | None:
-    if isinstance(model, pl.LightningModule):
-        return LightningEngine
-    foreign = [c for c in type(model).__mro__ if c.__module__.startswith("lightning.")]
-    if foreign:
-        raise TypeError(
-            f"Expected a pytorch_lightning.LightningModule. Received: {type(model).__name__}, "
-            f"a subclass of {foreign[0].__module__}.{foreign[0].__name__} from the separate "
-            f"`lightning` package; subclass `pytorch_lightning.LightningModule` instead."
-        )
-    return None
+    return LightningEngine if is_lightning_module(model) else None

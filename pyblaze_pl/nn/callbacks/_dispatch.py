@@ -1,28 +1,42 @@
-"""The one Lightning callback that calls PyBlaze callbacks' hooks."""
+"""Calls the hooks of a run's PyBlaze callbacks (plain Python: the run decides when)."""
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 from torch import nn
 
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.results import Evaluation
 
 
-def batch_loss(outputs: Any) -> Any:
-    """The loss in what a ``training_step`` returned (a tensor or a dict with ``'loss'``)."""
-    return outputs.get("loss") if isinstance(outputs, dict) else outputs
+def state_key(callback: object) -> str:
+    """The key of a callback's state in checkpoints: its ``state_key`` attribute if it has one,
+    else its class's qualified name (as Lightning's ``Callback.state_key``).
+
+    Example:
+        >>> class Counter(TrainingCallback):
+        ...     pass
+        >>> state_key(Counter())
+        'state_key.<locals>.Counter'
+    """
+    key = getattr(callback, "state_key", None)
+    return key if isinstance(key, str) else type(callback).__qualname__
 
 
-class PyBlazeBridge(pl.Callback):
-    """Calls PyBlaze ``TrainingCallback``/``PredictionCallback`` hooks from Lightning's hooks.
+class Dispatch:
+    """The PyBlaze callbacks of one call, in order, and what they decided.
 
-    ``before_epoch`` and ``after_epoch`` may raise :class:`CallbackException`: training then stops
-    at the end of the current epoch and the message is printed after ``after_training``.
-    ``after_epoch`` is called by the engine's epoch end, once the epoch's metrics are known.
+    ``before_epoch`` and ``after_epoch`` may raise :class:`CallbackException`: :attr:`stop_reason`
+    then holds it, and the run stops training at the end of the epoch. The message is printed
+    after ``after_training``.
+
+    Args:
+        model: The model the callbacks receive in ``before_training``/``before_predictions``.
+        callbacks: The engine first, then the user's PyBlaze callbacks.
     """
 
     def __init__(self, model: nn.Module, callbacks: Sequence[object]) -> None:
@@ -30,128 +44,106 @@ class PyBlazeBridge(pl.Callback):
         self.training = [c for c in callbacks if isinstance(c, TrainingCallback)]
         self.prediction = [c for c in callbacks if isinstance(c, PredictionCallback)]
         self.stop_reason: CallbackException | None = None
-        self.interrupted = False
-        self._training_started = False
-        self._prints = True
+        self._training = False
         self._restored: dict[str, Any] = {}
 
-    def _stop(self, trainer: pl.Trainer, exception: CallbackException) -> None:
-        self.stop_reason = exception
-        trainer.should_stop = True
-
-    def sync_stop(self, trainer: pl.Trainer) -> None:
-        """Several processes (DDP): if one stops, all stop, at the same epoch."""
-        if trainer.world_size == 1:
-            return
-        stop = trainer.strategy.reduce_boolean_decision(trainer.should_stop, all=False)
-        if stop and self.stop_reason is None:
-            self.stop_reason = CallbackException("Training stopped: another process asked to.")
-        trainer.should_stop = stop
-
-    def request_stop(self, trainer: pl.Trainer, message: str) -> None:
-        """Stops training at the end of this epoch; ``message`` is printed when it has ended."""
-        self._stop(trainer, CallbackException(message))
-
     # training
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._training_started = True
-        self._prints = trainer.is_global_zero
+    def before_training(self, num_epochs: int) -> None:
+        self._training = True
         for c in self.training:
-            c.before_training(self.model, trainer.max_epochs)
-        for i, c in enumerate(self.training):  # after the reset in before_training
-            state = self._restored.get(f"{i}:{type(c).__qualname__}")
-            if state is not None:
-                c.load_state_dict(state)
-        self._restored = {}
+            c.before_training(self.model, num_epochs)
+        self._load_restored()  # after the reset in before_training
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        try:
-            for c in self.training:
-                c.before_epoch(trainer.current_epoch, trainer.num_training_batches)
-        except CallbackException as e:
-            self._stop(trainer, e)
-        self.sync_stop(trainer)
+    def before_epoch(self, current: int, num_iterations: int | None) -> bool:
+        """Returns whether a callback asked to stop."""
+        return self._catch(lambda c: c.before_epoch(current, num_iterations))
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, *args: Any
-    ) -> None:
-        loss = batch_loss(outputs)
+    def after_batch(self, loss: Any) -> None:
         for c in self.training:
             c.after_batch(loss)
 
-    def after_epoch(self, trainer: pl.Trainer, metrics: Evaluation) -> None:
-        try:
-            for c in self.training:
-                c.after_epoch(metrics)
-        except CallbackException as e:
-            self._stop(trainer, e)
+    def after_epoch(self, metrics: Evaluation) -> bool:
+        """Returns whether a callback asked to stop."""
+        return self._catch(lambda c: c.after_epoch(metrics))
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.end_training()
+    def stop(self, reason: CallbackException) -> None:
+        """Records why training stops (the first reason is kept)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        if isinstance(exception, KeyboardInterrupt):
-            self.interrupted = True
-            self.stop_reason = CallbackException(
-                f"Training interrupted (KeyboardInterrupt) in epoch {trainer.current_epoch + 1}; "
-                f"returning the History of the completed epochs."
-            )
-            self.end_training()
-
-    # state of PyBlaze callbacks (EarlyStopping counters, ...) in Lightning checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            f"{i}:{type(c).__qualname__}": c.state_dict()
-            for i, c in enumerate(self.training)
-            if callable(getattr(c, "state_dict", None))
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._restored = state_dict
-
-    def end_training(self) -> None:
-        if not self._training_started:
+    def after_training(self, prints: bool = True) -> None:
+        """Calls ``after_training`` once per ``before_training``, then prints the stop reason."""
+        if not self._training:
             return
-        self._training_started = False
+        self._training = False
         for c in self.training:
             c.after_training()
-        if self.stop_reason is not None and self.stop_reason.verbose and self._prints:
-            print(self.stop_reason)
+        reason = self.stop_reason
+        if reason is not None and reason.verbose and prints:
+            print(reason, file=sys.stderr if getattr(reason, "to_stderr", False) else sys.stdout)
 
-    # evaluation (validation inside fit, and evaluate/predict)
-    def _before(self, trainer: pl.Trainer, num_batches: Any) -> None:
-        if trainer.sanity_checking:
-            return
-        total = sum(num_batches) if isinstance(num_batches, list) else num_batches
+    def _catch(self, hook: Any) -> bool:
+        try:
+            for c in self.training:
+                hook(c)
+        except CallbackException as e:
+            self.stop(e)
+            return True
+        return False
+
+    # evaluation (validation inside fit, evaluate and predict)
+    def before_predictions(self, num_iterations: int | None) -> None:
         for c in self.prediction:
-            c.before_predictions(self.model, int(total))
+            c.before_predictions(self.model, num_iterations)
 
-    def _batch_end(self, trainer: pl.Trainer) -> None:
-        if not trainer.sanity_checking:
-            for c in self.prediction:
-                c.after_batch(None)  # as PyBlaze: no loss during predictions
+    def after_prediction_batch(self) -> None:
+        for c in self.prediction:
+            c.after_batch(None)  # as PyBlaze: no loss during predictions
 
-    def _after(self, trainer: pl.Trainer) -> None:
-        if not trainer.sanity_checking:
-            for c in self.prediction:
-                c.after_predictions()
+    def after_predictions(self) -> None:
+        for c in self.prediction:
+            c.after_predictions()
 
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._before(trainer, trainer.num_val_batches)
+    # state (EarlyStopping counters, ...) in checkpoints, keyed as Lightning keys callbacks
+    def state_dict(self) -> dict[str, Any]:
+        states: dict[str, Any] = {}
+        for c in self.training:
+            if callable(getattr(c, "state_dict", None)):
+                key = state_key(c)
+                if key in states:
+                    raise ValueError(
+                        f"Expected PyBlaze callbacks with state to have distinct state keys. "
+                        f"Received two with the key {key!r}; give one a `state_key` attribute "
+                        f"(a str) to tell them apart."
+                    )
+                states[key] = c.state_dict()
+        return states
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._batch_end(trainer)
+    def load_state_dict(self, states: dict[str, Any]) -> None:
+        """Keeps ``states`` until ``before_training`` has reset the callbacks, then loads them."""
+        self._restored = {_without_position(k): v for k, v in states.items()}
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._after(trainer)
+    def _load_restored(self) -> None:
+        restored, self._restored = self._restored, {}
+        claimed = set()
+        for c in self.training:
+            key = state_key(c)
+            if key in restored and callable(getattr(c, "load_state_dict", None)):
+                c.load_state_dict(restored[key])
+                claimed.add(key)
+        unclaimed = sorted(set(restored) - claimed)
+        if unclaimed:
+            present = sorted(state_key(c) for c in self.training)
+            warnings.warn(
+                f"The checkpoint holds the state of PyBlaze callbacks that no callback of this "
+                f"call claims: {unclaimed}; it was not restored. Callbacks of this call: "
+                f"{present}. Pass the same callbacks as the run that wrote the checkpoint.",
+                UserWarning,
+                stacklevel=2,
+            )
 
-    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._before(trainer, trainer.num_predict_batches)
 
-    def on_predict_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._batch_end(trainer)
-
-    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._after(trainer)
+def _without_position(key: str) -> str:
+    """Checkpoints of release 0.1.0 keyed states as ``"<position>:<qualname>"``."""
+    position, _, rest = key.partition(":")
+    return rest if position.isdigit() and rest else key

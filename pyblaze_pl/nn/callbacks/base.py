@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.distributed as dist
 from torch import nn
 
 from pyblaze_pl.nn.results import Evaluation
+
+
+def is_global_zero() -> bool:
+    """Whether this process prints and writes files: always, except on the ranks > 0 of a
+    multi-process (DDP) run."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class CallbackException(Exception):

@@ -9,10 +9,9 @@ import sys
 import time
 from typing import IO, Any
 
-from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch import nn
 
-from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback, is_global_zero
 from pyblaze_pl.nn.results import Evaluation
 
 _ERASE_LINE = "\x1b[2K"
@@ -99,7 +98,7 @@ class _ConsoleCallback:
         self._opened: IO[str] | None = None
 
     def _open(self) -> IO[str]:
-        if rank_zero_only.rank != 0:  # several processes (DDP): only the first one prints
+        if not is_global_zero():  # several processes (DDP): only the first one prints
             return _NOWHERE
         if self.file is None:
             return sys.stdout

@@ -5,17 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch.distributed as dist
 from torch import nn
 
-from pyblaze_pl.nn.callbacks.base import TrainingCallback
+from pyblaze_pl.nn.callbacks.base import TrainingCallback, is_global_zero
 from pyblaze_pl.nn.configurable import Configurable, save_weights
 from pyblaze_pl.nn.results import Evaluation
-
-
-def _is_global_zero() -> bool:
-    """Whether this process writes files: always, except on the ranks > 0 of a DDP run."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class ModelSaverCallback(TrainingCallback):
@@ -84,7 +78,7 @@ class ModelSaverCallback(TrainingCallback):
         self.epoch = current
 
     def after_epoch(self, metrics: Evaluation) -> None:
-        if self.model is None or self.epoch is None or not _is_global_zero():
+        if self.model is None or self.epoch is None or not is_global_zero():
             return
         file = self.file(self.epoch)
         if isinstance(self.model, Configurable):

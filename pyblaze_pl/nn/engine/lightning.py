@@ -6,49 +6,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
-import torch
-
 from pyblaze_pl.nn._metrics import MetricSet
-from pyblaze_pl.nn.engine._distributed import unpadded_samples
-from pyblaze_pl.nn.engine._module import log_validation_metrics
-from pyblaze_pl.nn.engine.base import check_fit_arguments, check_positive_int
+from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
-
-
-def logged_epoch_metrics(trainer: pl.Trainer) -> dict[str, torch.Tensor]:
-    """The scalar epoch-level values the module has logged (``*_step`` values left out)."""
-    return {
-        name: value
-        for name, value in trainer.callback_metrics.items()
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step")
-    }
-
-
-class _ValidationMetrics(pl.Callback):
-    """Computes ``metrics`` on the validation batches of a LightningModule's own validation loop
-    from ``engine.eval_batch`` (one extra forward pass per batch) and logs them as ``val_*``."""
-
-    def __init__(self, engine: LightningEngine, metrics: MetricSet) -> None:
-        self.engine = engine
-        self.metrics = metrics
-
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.metrics.to(pl_module.device)
-        self.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
-
-    def on_validation_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_: Any
-    ) -> None:
-        if trainer.sanity_checking:
-            return
-        self.metrics.update(*self.engine.eval_batch(batch))
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        values = self.metrics.compute()
-        if not trainer.sanity_checking:
-            log_validation_metrics(pl_module, values)
 
 
 class LightningEngine(SupervisedEngine):
@@ -90,24 +51,14 @@ class LightningEngine(SupervisedEngine):
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
         """
         check_fit_arguments(train_data, val_data, epochs)
-        steps = gradient_accumulation_steps
-        check_positive_int("gradient_accumulation_steps", steps)
+        check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
-        extra = [_ValidationMetrics(self, metric_set)] if len(metric_set) and val_data else []
-        module = self.model
-        return self._fit(
-            module,
-            lambda: logged_epoch_metrics(module.trainer),
+        return _run(self, gpu, callbacks, trainer_kwargs).fit(
             train_data,
             val_data,
             epochs=epochs,
-            callbacks=callbacks,
-            gpu=gpu,
-            trainer_kwargs=trainer_kwargs,
+            metrics=metric_set if val_data is not None else MetricSet(),
             ckpt_path=ckpt_path,
             stop_on_nonfinite=stop_on_nonfinite,
-            extra_callbacks=extra,
-            loss_scale=steps,
-            log_train_loss=False,
-            accumulate_grad_batches=steps,
+            accumulate_grad_batches=gradient_accumulation_steps,
         )

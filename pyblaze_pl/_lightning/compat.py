@@ -1,0 +1,96 @@
+"""Every place where the library relies on a Lightning or torchmetrics internal.
+
+Each entry is feature-detected, says why no public API serves, and names the versions it was
+checked on. A new Lightning or torchmetrics release is checked by reading this file and running
+``make test`` and ``make test-oldest``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from torch import nn
+
+
+def fit_options(trainer_fit: Callable[..., Any], ckpt_path: str | None) -> dict[str, Any]:
+    """``Trainer.fit`` keywords that load ``ckpt_path`` without running pickled code.
+
+    ``Trainer.fit(weights_only=...)`` exists from pytorch-lightning 2.6.0. Before it, Lightning
+    calls ``torch.load`` without the argument, which torch >= 2.6 treats as ``weights_only=True``.
+    Checked on pytorch-lightning / lightning 2.4.0, 2.5.6 and 2.6.6.
+    """
+    if ckpt_path is None:
+        return {}
+    if "weights_only" in inspect.signature(trainer_fit).parameters:
+        return {"ckpt_path": ckpt_path, "weights_only": True}
+    return {"ckpt_path": ckpt_path}
+
+
+@contextmanager
+def interrupt_returns(trainer: Any) -> Iterator[None]:
+    """Lets a Trainer call that was interrupted by Ctrl-C return instead of exiting.
+
+    After a ``KeyboardInterrupt``, Lightning runs ``on_exception`` hooks and tears down, then
+    calls ``sys.exit(1)`` (2.2 and later; earlier versions returned). There is no option to turn
+    the exit off, so the ``SystemExit`` is swallowed when, and only when, the Trainer reports
+    itself interrupted (its public ``interrupted`` flag). Checked on 2.4.0, 2.5.6 and 2.6.6.
+    """
+    try:
+        yield
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+
+
+def run_after_module_hook(
+    module: nn.Module, hook: str, then: Callable[[], None]
+) -> Callable[[], None]:
+    """Makes ``module.<hook>()`` call ``then()`` after itself; returns the undo function.
+
+    Used for LightningModule estimators only, to record the epoch after the module's own
+    ``on_train_epoch_end`` (whose logged values belong to the epoch) and before Lightning's
+    monitoring callbacks (``ModelCheckpoint``, ``EarlyStopping``), which Lightning calls right
+    after the module's hook (``_FitLoop.on_advance_end``). Callbacks cannot run there: their
+    ``on_train_epoch_end`` runs before the module's, and Lightning has no later epoch hook before
+    its monitoring callbacks. The adapter module of plain models defines the hook itself and needs
+    none of this. The wrapper is set on the instance and removed when the call ends.
+    Checked on 2.4.0, 2.5.6 and 2.6.6.
+    """
+    original = getattr(module, hook)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        then()
+        return result
+
+    module.__dict__[hook] = wrapped
+
+    def undo() -> None:
+        if module.__dict__.get(hook) is wrapped:
+            del module.__dict__[hook]
+
+    return undo
+
+
+def apply_except(metric: Any, fn: Callable, exclude_state: Any, keep: str) -> tuple[Any, bool]:
+    """Calls torchmetrics' ``Metric._apply`` for every state but ``keep``, when it can.
+
+    ``_LossMean`` keeps its running sum in the widest float the device has (float64; float32 on
+    Apple MPS), which ``Metric._apply`` would cast along with the other states. torchmetrics has
+    no public way to exempt a state from a dtype change; ``_apply(fn, exclude_state=...)`` (1.3 and
+    later) and the ``_defaults`` dict are internals. Returns the result and whether ``keep`` was
+    left alone (``False``: it was converted like the others). Checked on torchmetrics 1.3.2 and
+    1.9.0.
+    """
+    parent = super(type(metric), metric)._apply
+    if "exclude_state" in inspect.signature(parent).parameters:
+        return parent(fn, exclude_state=(*exclude_state, keep)), True
+    return parent(fn), False
+
+
+def metric_defaults(metric: Any) -> dict[str, Any]:
+    """torchmetrics' per-state reset values (``Metric._defaults``), for :func:`apply_except`."""
+    return metric._defaults
