@@ -137,7 +137,14 @@ def cifar10(root: str | os.PathLike[str], train: bool = True, download: bool = F
             )
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(CIFAR10_URL, download_root=str(root), md5=CIFAR10_MD5)
+        try:
+            download_and_extract_archive(CIFAR10_URL, download_root=str(root), md5=CIFAR10_MD5)
+        except OSError as e:
+            raise OSError(
+                f"Expected to download CIFAR-10 into {folder}, but the download failed ({e}). "
+                f"Without network access, extract the official archive cifar-10-python.tar.gz "
+                f"so that {folder} holds its batch files."
+            ) from e
 
     files = [folder / name for name in (CIFAR10_TRAIN_FILES if train else CIFAR10_TEST_FILES)]
     missing = [path.name for path in files if not path.is_file()]

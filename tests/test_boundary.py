@@ -120,7 +120,7 @@ def test_iterable_loaders_for_validation_evaluate_and_predict(net):
     )
     evaluation = net.evaluate(stream, metrics={"loss": nn.CrossEntropyLoss()}, callbacks=[recorder])
     predictions = net.predict(stream, callbacks=[recorder])
-    x, y = make_dataset(20, seed=3).tensors
+    x = make_dataset(20, seed=3).tensors[0]
     assert evaluation.loss == pytest.approx(history.val_loss[0], rel=1e-6)
     with torch.no_grad():
         torch.testing.assert_close(predictions, net(x))

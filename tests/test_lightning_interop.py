@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 
 import pytest
 import pytorch_lightning as pl
@@ -123,9 +124,16 @@ def test_tensorboard_logger_writes_events(net, tmp_path):
 
 
 def test_bf16_mixed_precision_on_cpu(net):
+    dtypes = set()
+    first = net.layers[0]
+    first.register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
     history = fit(net, trainer_kwargs={"precision": "bf16-mixed"})
+    assert dtypes == {torch.bfloat16}  # every forward ran under bf16 autocast
     assert all(torch.isfinite(torch.tensor(history.micro_train_loss)))
     assert all(p.dtype == torch.float32 for p in net.parameters())
+    dtypes.clear()
+    fit(net, epochs=1)
+    assert dtypes == {torch.float32}  # and only when asked for
 
 
 def test_gradient_clipping_equals_a_hand_written_loop(net):
@@ -147,17 +155,27 @@ def test_gradient_clipping_equals_a_hand_written_loop(net):
 
 
 def test_more_trainer_options(net, tmp_path):
+    seen = {}
+
+    class Inspect(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["root"] = trainer.default_root_dir
+            seen["deterministic"] = torch.are_deterministic_algorithms_enabled()
+
     history = fit(
         net,
         epochs=2,
+        callbacks=[Inspect()],
         trainer_kwargs={
             "limit_train_batches": 3,
             "deterministic": True,
             "default_root_dir": str(tmp_path),
-            "check_val_every_n_epoch": 1,
+            "check_val_every_n_epoch": 2,
         },
     )
     assert len(history.micro_train_loss) == 6
+    assert seen == {"root": str(tmp_path), "deterministic": True}
+    assert math.isnan(history.val_loss[0]) and not math.isnan(history.val_loss[1])
 
 
 @pytest.mark.parametrize(

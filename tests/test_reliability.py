@@ -261,10 +261,23 @@ def test_history_save_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
-def test_uninterrupted_model_fits_as_before(net):
-    # Sanity: the guard adds nothing to a normal run.
-    assert len(fit(net, epochs=2)) == 2
-    assert isinstance(Net().engine, xnn.SupervisedEngine)
+def test_the_interrupt_guard_changes_neither_results_nor_the_signal_handler(net):
+    from test_engine import hand_written_loop
+
+    reference = copy.deepcopy(net)
+    handler = signal.getsignal(signal.SIGINT)
+    history = fit(net, epochs=2)
+    assert signal.getsignal(signal.SIGINT) is handler
+    expected, _, _ = hand_written_loop(
+        reference,
+        make_loader(make_dataset(64), 16),
+        make_loader(make_dataset(30, seed=2), 10),
+        optim.SGD(reference.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        epochs=2,
+    )
+    assert history.micro_train_loss == pytest.approx(expected, abs=1e-6)
+    torch.testing.assert_close(net.state_dict(), reference.state_dict(), rtol=0, atol=1e-6)
 
 
 def test_learning_rate_schedule_survives_a_resume(tmp_path):
