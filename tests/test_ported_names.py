@@ -528,7 +528,7 @@ def test_zip_data_loader_groups_batches_and_stops_with_the_shorter() -> None:
     assert len(xnn.ZipDataLoader(endless, rhs, rhs_count=3)) == 1
     with pytest.raises(TypeError, match="neither loader has one"):
         len(xnn.ZipDataLoader(endless, endless))
-    with pytest.raises(ValueError, match="same batch size. Received: 2 and 3"):
+    with pytest.raises(ValueError, match=r"same batch size\. Received: 2 and 3"):
         xnn.ZipDataLoader(lhs, DataLoader(torch.arange(6), batch_size=3))
 
 

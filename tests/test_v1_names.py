@@ -218,7 +218,8 @@ def test_from_import_of_a_removed_name_keeps_the_message() -> None:
 
 
 def test_unknown_names_raise_the_plain_attribute_error() -> None:
-    with pytest.raises(AttributeError, match="module 'pyblaze_pl.nn' has no attribute 'Nope'") as e:
+    message = r"module 'pyblaze_pl\.nn' has no attribute 'Nope'"
+    with pytest.raises(AttributeError, match=message) as e:
         xnn.Nope  # noqa: B018
     assert not isinstance(e.value, RemovedNameError)
     with pytest.raises(ImportError, match="cannot import name 'Nope'"):
