@@ -413,6 +413,18 @@ def test_weighted_bce_loss_rejects_labels_without_every_class() -> None:
         xnn.WeightedBCELoss(labels=[0.5, 1.0])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_weighted_bce_loss_and_stacked_lstm_on_the_gpu() -> None:
+    loss = xnn.WeightedBCELoss(labels=[0, 0, 1])  # the loss is not moved with the model
+    y_pred, y_true = torch.tensor([0.3, 0.8]), torch.tensor([0.0, 1.0])
+    torch.testing.assert_close(loss(y_pred.cuda(), y_true.cuda()).cpu(), loss(y_pred, y_true))
+    torch.manual_seed(0)
+    lstm = xnn.StackedLSTM(3, [4, 2], cudnn=False)
+    x = torch.randn(5, 2, 3)
+    expected = lstm(x)
+    torch.testing.assert_close(lstm.cuda()(x.cuda()).cpu(), expected, rtol=1e-4, atol=1e-5)
+
+
 def _copy_cells_into_lstm(stacked: xnn.StackedLSTM, lstm: nn.LSTM) -> None:
     with torch.no_grad():
         for layer, cell in enumerate(stacked.stacked_cell.cells):

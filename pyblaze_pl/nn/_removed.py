@@ -30,7 +30,7 @@ class RemovedNameError(AttributeError):
     Example:
         >>> import pyblaze_pl.nn as xnn
         >>> xnn.DataParallel(model)  # doctest: +SKIP
-        RemovedNameError: xnn.DataParallel (PyBlaze v1, v2) was removed: pass gpu=[0, 1] ...
+        RemovedNameError: xnn.DataParallel (PyBlaze v1) was removed: pass gpu=[0, 1, ...] ...
         >>> hasattr(xnn, "DataParallel")
         False
     """

@@ -89,7 +89,7 @@ class NeptuneTracker(_Tracker):
     Example:
         >>> import neptune  # doctest: +SKIP
         >>> run = neptune.init_run(project="team/project")  # doctest: +SKIP
-        >>> tracker = NeptuneTracker(run)
+        >>> tracker = NeptuneTracker(run)  # doctest: +SKIP
         >>> model.fit(loader, optimizer=opt, loss=loss, callbacks=[tracker])  # doctest: +SKIP
     """
 
@@ -116,7 +116,7 @@ class SacredTracker(_Tracker):
         experiment: The ``sacred.Experiment`` (or run) to log to.
 
     Example:
-        >>> tracker = SacredTracker(ex)
+        >>> tracker = SacredTracker(ex)  # doctest: +SKIP
         >>> model.fit(loader, optimizer=opt, loss=loss, callbacks=[tracker])  # doctest: +SKIP
     """
 
