@@ -1,10 +1,13 @@
 """The PyBlaze training API on PyTorch Lightning: ``import pyblaze_pl.nn as xnn``.
 
-Importing this package also installs ``random_split`` and ``loader`` on
-``torch.utils.data.Dataset``.
+Importing this package also installs ``random_split``, ``split`` and ``loader`` on
+``torch.utils.data.Dataset``. Every public name of PyBlaze v1's ``pyblaze.nn`` resolves here;
+the few PyBlaze names the library does not provide (``xnn.DataParallel``, ...) raise a
+:class:`~pyblaze_pl.nn._removed.RemovedNameError` naming the replacement when used.
 """
 
 from pyblaze_pl.nn import data as _data  # noqa: F401 - installs the Dataset helpers
+from pyblaze_pl.nn._removed import NN_REMOVED, RemovedNameError, module_getattr
 from pyblaze_pl.nn.callbacks import (
     BatchProgressLogger,
     CallbackException,
@@ -12,18 +15,36 @@ from pyblaze_pl.nn.callbacks import (
     EpochProgressLogger,
     LearningRateScheduler,
     ModelSaverCallback,
+    NeptuneTracker,
     ParameterScheduler,
     PredictionCallback,
     PredictionProgressLogger,
+    SacredTracker,
+    TensorboardTracker,
     TrainingCallback,
     ValueTrainingCallback,
+    WandbTracker,
 )
 from pyblaze_pl.nn.configurable import Config, Configurable
+from pyblaze_pl.nn.data import TransformDataset, ZipDataLoader
 from pyblaze_pl.nn.engine import Engine, LightningEngine, MLEEngine, SupervisedEngine
 from pyblaze_pl.nn.estimator import Estimator
+from pyblaze_pl.nn.modules import (
+    LinearResidual,
+    StackedLSTM,
+    StackedLSTMCell,
+    View,
+    WeightedBCELoss,
+)
+from pyblaze_pl.nn.noise import LabeledNoiseDataset, NoiseDataset
 from pyblaze_pl.nn.results import Evaluation, History
 
+BaseEngine = Engine  # PyBlaze v1's name of the engine base class
+
+__getattr__ = module_getattr(__name__, "xnn", NN_REMOVED)
+
 __all__ = [
+    "BaseEngine",
     "BatchProgressLogger",
     "CallbackException",
     "Config",
@@ -34,14 +55,28 @@ __all__ = [
     "Estimator",
     "Evaluation",
     "History",
+    "LabeledNoiseDataset",
     "LearningRateScheduler",
     "LightningEngine",
+    "LinearResidual",
     "MLEEngine",
     "ModelSaverCallback",
+    "NeptuneTracker",
+    "NoiseDataset",
     "ParameterScheduler",
     "PredictionCallback",
     "PredictionProgressLogger",
+    "RemovedNameError",
+    "SacredTracker",
+    "StackedLSTM",
+    "StackedLSTMCell",
     "SupervisedEngine",
+    "TensorboardTracker",
     "TrainingCallback",
+    "TransformDataset",
     "ValueTrainingCallback",
+    "View",
+    "WandbTracker",
+    "WeightedBCELoss",
+    "ZipDataLoader",
 ]

@@ -1,8 +1,9 @@
 """Dataset helpers that PyBlaze adds to every :class:`torch.utils.data.Dataset`.
 
 Importing this module (which ``import pyblaze_pl.nn`` does) runs :func:`install`, which attaches
-:func:`random_split` and :func:`loader` as methods of :class:`torch.utils.data.Dataset`, so every
-map-style dataset, including torchvision's, gains them::
+:func:`random_split`, :func:`split` and :func:`loader` as methods of
+:class:`torch.utils.data.Dataset`, so every map-style dataset, including torchvision's, gains
+them::
 
     import pyblaze_pl.nn  # noqa: F401  (installs the helpers)
 
@@ -10,18 +11,22 @@ map-style dataset, including torchvision's, gains them::
     train_loader = train.loader(batch_size=256, shuffle=True)
 
 Installing is idempotent: importing again or calling :func:`install` again changes nothing.
+
+The module also holds PyBlaze 2.x's data wrappers :class:`TransformDataset` and
+:class:`ZipDataLoader`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
-__all__ = ["install", "loader", "random_split"]
+__all__ = ["TransformDataset", "ZipDataLoader", "install", "loader", "random_split", "split"]
 
 
 def random_split(self: Dataset, *fractions: float, seed: int | None = None) -> list[Subset]:
@@ -80,6 +85,34 @@ def random_split(self: Dataset, *fractions: float, seed: int | None = None) -> l
     return subsets
 
 
+def split(self: Dataset, condition: Callable[[Any], bool]) -> tuple[Subset, Subset]:
+    """Splits the dataset into the items for which ``condition`` holds and the others
+    (PyBlaze 2.x).
+
+    Args:
+        self: A map-style dataset (one with ``__len__``); every item is read once.
+        condition: Called on each item.
+
+    Returns:
+        Two :class:`torch.utils.data.Subset`: the items for which ``condition`` is true, and
+        the rest, each in dataset order.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> import pyblaze_pl.nn.data  # noqa: F401
+        >>> even, odd = TensorDataset(torch.arange(5)).split(lambda item: item[0] % 2 == 0)
+        >>> even.indices, odd.indices
+        ([0, 2, 4], [1, 3])
+    """
+    size = _dataset_length(self, "split")
+    chosen = [bool(condition(self[i])) for i in range(size)]
+    return (
+        Subset(self, [i for i, c in enumerate(chosen) if c]),
+        Subset(self, [i for i, c in enumerate(chosen) if not c]),
+    )
+
+
 def loader(self: Dataset, **kwargs: Any) -> DataLoader:
     """Returns a :class:`torch.utils.data.DataLoader` over this dataset.
 
@@ -108,7 +141,8 @@ def loader(self: Dataset, **kwargs: Any) -> DataLoader:
 
 
 def install() -> None:
-    """Attaches :func:`random_split` and :func:`loader` to :class:`torch.utils.data.Dataset`.
+    """Attaches :func:`random_split`, :func:`split` and :func:`loader` to
+    :class:`torch.utils.data.Dataset`.
 
     Runs when this module is imported; calling it again has no further effect.
 
@@ -119,12 +153,110 @@ def install() -> None:
         True
     """
     Dataset.random_split = random_split
+    Dataset.split = split
     Dataset.loader = loader
 
 
-def _dataset_length(dataset: Dataset) -> int:
+class TransformDataset(Dataset):
+    """A dataset whose items are another dataset's items passed through transforms
+    (PyBlaze 2.x).
+
+    Args:
+        source: The dataset to read from.
+        *transforms: Functions applied in order: the first receives the source's item, each
+            further one the previous one's output.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> doubled = TransformDataset(TensorDataset(torch.arange(3)), lambda item: item[0] * 2)
+        >>> len(doubled), doubled[2]
+        (3, tensor(4))
+    """
+
+    def __init__(self, source: Dataset, *transforms: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.source = source
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.source[index]
+        for transform in self.transforms:
+            item = transform(item)
+        return item
+
+
+class ZipDataLoader:
+    """Iterates two loaders side by side, taking ``lhs_count`` batches of the first and
+    ``rhs_count`` of the second per step (PyBlaze 2.x; e.g. several critic batches per
+    generator batch of a Wasserstein GAN).
+
+    Each step yields ``(lhs_batches, rhs_batches)``, two lists; iteration ends when either loader
+    is exhausted. The length is the smaller of ``len(lhs_loader) // lhs_count`` and
+    ``len(rhs_loader) // rhs_count`` over the loaders that have a length.
+
+    Args:
+        lhs_loader: The first loader.
+        rhs_loader: The second loader (its ``batch_size`` must equal the first's).
+        lhs_count: Batches of the first loader per step.
+        rhs_count: Batches of the second loader per step.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import DataLoader
+        >>> zipped = ZipDataLoader(DataLoader(torch.arange(8), batch_size=2),
+        ...                        DataLoader(torch.arange(4), batch_size=2), lhs_count=2)
+        >>> len(zipped), next(iter(zipped))
+        (2, ([tensor([0, 1]), tensor([2, 3])], [tensor([0, 1])]))
+    """
+
+    def __init__(
+        self, lhs_loader: Iterable, rhs_loader: Iterable, lhs_count: int = 1, rhs_count: int = 1
+    ) -> None:
+        lhs_size = getattr(lhs_loader, "batch_size", None)
+        rhs_size = getattr(rhs_loader, "batch_size", None)
+        if lhs_size != rhs_size:
+            raise ValueError(
+                f"Expected both loaders to have the same batch size. Received: {lhs_size} and "
+                f"{rhs_size}."
+            )
+        for name, count in (("lhs_count", lhs_count), ("rhs_count", rhs_count)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"Expected {name} to be an int >= 1. Received: {count!r}.")
+        self.lhs_loader = lhs_loader
+        self.rhs_loader = rhs_loader
+        self.lhs_count = lhs_count
+        self.rhs_count = rhs_count
+
+    def __len__(self) -> int:
+        sizes = []
+        pairs = ((self.lhs_loader, self.lhs_count), (self.rhs_loader, self.rhs_count))
+        for loader_, count in pairs:
+            try:
+                sizes.append(len(loader_) // count)
+            except TypeError:  # an iterable-style loader has no length
+                continue
+        if not sizes:
+            raise TypeError("ZipDataLoader has no length: neither loader has one.")
+        return min(sizes)
+
+    def __iter__(self) -> Iterator[tuple[list[Any], list[Any]]]:
+        lhs, rhs = iter(self.lhs_loader), iter(self.rhs_loader)
+        while True:
+            try:
+                lhs_items = [next(lhs) for _ in range(self.lhs_count)]
+                rhs_items = [next(rhs) for _ in range(self.rhs_count)]
+            except StopIteration:
+                return
+            yield lhs_items, rhs_items
+
+
+def _dataset_length(dataset: Dataset, action: str = "split randomly") -> int:
     if isinstance(dataset, IterableDataset):
-        received = f"{type(dataset).__name__}, an IterableDataset, which cannot be split randomly"
+        received = f"{type(dataset).__name__}, an IterableDataset, which cannot be {action}"
     elif not hasattr(dataset, "__len__"):
         received = f"{type(dataset).__name__}, which does not define `__len__`"
     else:

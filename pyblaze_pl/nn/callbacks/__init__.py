@@ -10,6 +10,12 @@ from pyblaze_pl.nn.callbacks.progress import (
 )
 from pyblaze_pl.nn.callbacks.saving import ModelSaverCallback
 from pyblaze_pl.nn.callbacks.schedule import LearningRateScheduler, ParameterScheduler
+from pyblaze_pl.nn.callbacks.tracking import (
+    NeptuneTracker,
+    SacredTracker,
+    TensorboardTracker,
+    WandbTracker,
+)
 
 __all__ = [
     "BatchProgressLogger",
@@ -18,9 +24,13 @@ __all__ = [
     "EpochProgressLogger",
     "LearningRateScheduler",
     "ModelSaverCallback",
+    "NeptuneTracker",
     "ParameterScheduler",
     "PredictionCallback",
     "PredictionProgressLogger",
+    "SacredTracker",
+    "TensorboardTracker",
     "TrainingCallback",
     "ValueTrainingCallback",
+    "WandbTracker",
 ]
