@@ -308,5 +308,7 @@ def test_learning_rate_schedule_survives_a_resume(tmp_path):
 
 
 def test_unknown_keyword_arguments_fail_before_training(net):
-    with pytest.raises(TypeError, match=r"SupervisedEngine\.batch_loss.*Received: lr=0\.1"):
+    with pytest.raises(
+        TypeError, match=r"fit \(SupervisedEngine\.train\) accepts.*Received: lr=0\.1"
+    ):
         fit(net, lr=0.1)

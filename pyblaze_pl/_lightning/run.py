@@ -29,6 +29,7 @@ from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._dispatch import Dispatch
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine import context as batch_context
+from pyblaze_pl.nn.engine._checks import explain_batch_error
 from pyblaze_pl.nn.engine._devices import fast_cuda_checks, resolve_gpu
 from pyblaze_pl.nn.engine._interrupts import InterruptGuard
 from pyblaze_pl.nn.engine.lightning import LightningEngine
@@ -266,7 +267,14 @@ class Run:
         context.is_last_iteration = self.trainer.is_last_batch or (
             total is not None and batch_idx + 1 >= total
         )
-        loss = self.engine.train_batch(batch, **self.train_kwargs)
+        try:
+            loss = self.engine.train_batch(batch, **self.train_kwargs)
+        except Exception as e:  # what the user needs to fix it, with the original chained
+            epoch = self.trainer.current_epoch
+            new = explain_batch_error(e, self.engine, batch, batch_idx, epoch, self.train_kwargs)
+            if new is None or new is e:
+                raise
+            raise new from e
         if isinstance(loss, torch.Tensor):
             return loss.detach()
         return torch.as_tensor(loss, dtype=torch.float32, device=self.module.device)

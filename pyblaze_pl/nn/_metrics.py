@@ -19,6 +19,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
 from pyblaze_pl._lightning.compat import apply_except, metric_defaults
+from pyblaze_pl.nn.engine._checks import metric_error
 from pyblaze_pl.nn.functional import _wide_float
 
 # reduction='mean' losses whose mean is (sum of the unreduced loss) / (count of its elements)
@@ -224,16 +225,36 @@ class MetricSet(nn.Module):
             if len(y_true) > self._remaining:
                 y_pred, y_true = y_pred[: self._remaining], y_true[: self._remaining]
             self._remaining -= len(y_true)
-        for metric in self.metrics:
-            metric.update(y_pred, y_true)
+        for name, metric in zip(self.names, self.metrics, strict=True):
+            try:
+                metric.update(y_pred, y_true)
+            except Exception as e:  # named, with what it received
+                new = metric_error(e, name, y_pred, y_true, "on a validation batch")
+                if new is e:
+                    raise
+                raise new from e
 
     def compute(self) -> dict[str, Tensor]:
         values: dict[str, Tensor] = {}
         for name, metric in zip(self.names, self.metrics, strict=True):
-            value = metric.compute()
+            try:
+                value = metric.compute()
+            except Exception as e:
+                shapes = _received(metric)
+                new = metric_error(e, name, *shapes, "on the validation outputs, concatenated")
+                if new is e:
+                    raise
+                raise new from e
             metric.reset()
             if isinstance(value, Mapping):
                 values.update({f"{name}_{key}": v for key, v in value.items()})
             else:
                 values[name] = value
         return values
+
+
+def _received(metric: Metric) -> tuple[Any, Any]:
+    """What a :class:`_Concatenated` metric's function received (its concatenated inputs)."""
+    if isinstance(metric, _Concatenated) and metric.y_pred and metric.y_true:
+        return dim_zero_cat(metric.y_pred), dim_zero_cat(metric.y_true)
+    return None, None

@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pyblaze_pl.nn.engine._checks import keyword_error
+
 if TYPE_CHECKING:
     from pyblaze_pl.nn.engine.base import Engine
 
@@ -87,10 +89,4 @@ def check_batch_kwargs(
     try:
         signature.bind_partial(None, **kwargs)
     except TypeError as e:
-        received = ", ".join(f"{prefix}{k}={v!r}" for k, v in kwargs.items())
-        source = "eval_-prefixed arguments of train are" if prefix else "the arguments are"
-        raise TypeError(
-            f"Expected keyword arguments that {type(engine).__name__}.{method}{signature} "
-            f"accepts: {source} passed to it{' without the prefix' if prefix else ''}. "
-            f"Received: {received} ({e})."
-        ) from None
+        raise keyword_error(engine, method, signature, kwargs, prefix, e) from None

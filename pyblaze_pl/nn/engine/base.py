@@ -12,6 +12,7 @@ from torch import nn
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine import context
+from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
     EVALUATE_OPTIONS,
     PREDICT_OPTIONS,
@@ -167,6 +168,7 @@ class Engine(TrainingCallback, PredictionCallback):
             The history of the run. Ctrl-C ends training cleanly: ``after_training`` runs and
             the History of the completed epochs is returned.
         """
+        check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)

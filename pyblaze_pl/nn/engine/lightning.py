@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pyblaze_pl.nn._metrics import MetricSet
+from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
@@ -50,6 +51,7 @@ class LightningEngine(SupervisedEngine):
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
         """
+        check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
         check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data

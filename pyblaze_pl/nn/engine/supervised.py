@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from pyblaze_pl.nn.engine._checks import check_fit_call, check_supervised
 from pyblaze_pl.nn.engine._compat import check_batch_kwargs
 from pyblaze_pl.nn.engine.base import Engine, check_positive_int
 from pyblaze_pl.nn.results import History
@@ -47,11 +48,9 @@ class SupervisedEngine(Engine):
                 divided by this number for the backward pass; the optimizer also steps after
                 the last batch of an epoch. ``micro_train_loss`` records each batch's own loss.
         """
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"Expected optimizer to be a torch.optim.Optimizer, e.g. "
-                f"optim.Adam(model.parameters()). Received: {type(optimizer).__name__}."
-            )
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "kwargs")}
+        check_fit_call(self, {**kwargs, **arguments})
+        check_supervised(self, optimizer, loss, arguments, kwargs)
         if not callable(loss):
             raise TypeError(
                 f"Expected loss to be a callable (y_pred, y_true) -> Tensor, e.g. "

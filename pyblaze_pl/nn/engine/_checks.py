@@ -1,0 +1,525 @@
+"""Mistakes caught before training, and errors of the first batches explained in the user's terms.
+
+Everything here is plain Python and torch. The checks before training run once per ``fit``
+(:func:`check_fit_call`, :func:`check_supervised`); :func:`explain_batch_error` and
+:func:`metric_error` run only after a batch or a metric has failed, so that training itself pays
+nothing for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from pyblaze_pl.nn.engine.base import Engine
+
+# Names users bring from Keras, Lightning or plain PyTorch -> fit's argument.
+_ALIASES = {
+    "epoch": "epochs",
+    "n_epochs": "epochs",
+    "num_epochs": "epochs",
+    "max_epochs": "epochs",
+    "optimiser": "optimizer",
+    "opt": "optimizer",
+    "optim": "optimizer",
+    "criterion": "loss",
+    "loss_fn": "loss",
+    "loss_function": "loss",
+    "callback": "callbacks",
+    "metric": "metrics",
+    "val_loader": "val_data",
+    "val_dataloader": "val_data",
+    "val_dataloaders": "val_data",
+    "validation_data": "val_data",
+    "train_loader": "train_data",
+    "train_dataloader": "train_data",
+    "train_dataloaders": "train_data",
+    "devices": "gpu",
+    "device": "gpu",
+    "accelerator": "gpu",
+}
+_LOSS_HINT = "pass it by keyword: loss=..."
+_OPTIMIZER_HINT = "pass it by keyword: optimizer=..."
+
+
+def suggest(name: str, valid: list[str]) -> str | None:
+    """The valid name closest to ``name`` (a known alias first), or None.
+
+    Example:
+        >>> suggest("epoch", ["epochs", "callbacks"]), suggest("val_loader", ["val_data"])
+        ('epochs', 'val_data')
+    """
+    alias = _ALIASES.get(name)
+    if alias in valid:
+        return alias
+    matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def fit_arguments(engine: Engine) -> list[str]:
+    """The named arguments of the engine's ``train`` (= the model's ``fit``), in order, over the
+    ``train`` methods of its classes (a subclass's ``train`` passes ``**kwargs`` on)."""
+    names: list[str] = []
+    for cls in type(engine).__mro__:
+        method = cls.__dict__.get("train")
+        if method is None:
+            continue
+        for p in inspect.signature(method).parameters.values():
+            variadic = p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            if p.name != "self" and not variadic and p.name not in names:
+                names.append(p.name)
+    return names
+
+
+def keyword_error(
+    engine: Engine,
+    method: str,
+    signature: inspect.Signature,
+    kwargs: Mapping[str, Any],
+    prefix: str,
+    error: TypeError,
+) -> TypeError:
+    """The error for keywords of ``fit`` that neither ``fit`` nor ``engine.<method>`` takes: it
+    names ``fit``'s arguments and suggests the closest one ("did you mean `epochs`?")."""
+    params = signature.parameters.values()
+    accepted = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    accepted = accepted[1:] if accepted and accepted[0] == "data" else accepted
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params)
+    unknown = [k for k in kwargs if k not in accepted] if not takes_any else list(kwargs)
+    name = type(engine).__name__
+    if prefix:  # eval_-prefixed arguments of fit, for eval_batch
+        valid = [f"{prefix}{a}" for a in accepted]
+        where = (
+            f"{name}.{method}{signature} accepts: eval_-prefixed arguments of train are passed "
+            f"to it without the prefix"
+        )
+    else:
+        own = fit_arguments(engine)
+        valid = own + [a for a in accepted if a not in own]
+        extra = [a for a in accepted if a not in own]
+        where = f"fit ({name}.train) accepts: {', '.join(own)}"
+        if extra:
+            where += f"; further keywords go to {name}.{method}: {', '.join(extra)}"
+    received = ", ".join(f"{prefix}{k}={_short(kwargs[k])}" for k in unknown or kwargs)
+    hints = []
+    for key in unknown:
+        close = suggest(f"{prefix}{key}", valid)
+        if close is not None:
+            hints.append(f"did you mean `{close}` instead of `{prefix}{key}`?")
+    cause = f" ({error})" if prefix or not unknown else ""  # e.g. a positional-only parameter
+    message = f"Expected keyword arguments that {where}. Received: {received}{cause}."
+    if hints:
+        message += " " + " ".join(h[0].upper() + h[1:] for h in hints)
+    return TypeError(message)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{type(value).__name__}(...)"
+
+
+def _what(value: object) -> str:
+    """A few words on what ``value`` is, for messages."""
+    if isinstance(value, type):
+        return f"the class {value.__module__.split('.')[0]}.{value.__qualname__}"
+    if isinstance(value, torch.optim.Optimizer):
+        return f"an optimizer ({type(value).__name__})"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {_short(value)}"
+
+
+def _is_loss(value: object) -> bool:
+    return isinstance(value, nn.modules.loss._Loss) or (
+        isinstance(value, type) and issubclass(value, nn.modules.loss._Loss)
+    )
+
+
+def _keras_pair(value: object) -> bool:
+    """``(x, y)`` given where a DataLoader belongs (Keras' ``validation_data=(x, y)``)."""
+    return (
+        isinstance(value, (tuple, list))
+        and 1 <= len(value) <= 3
+        and all(isinstance(v, torch.Tensor) or hasattr(v, "__array__") for v in value)
+    )
+
+
+def check_fit_call(engine: Engine, arguments: Mapping[str, object]) -> None:
+    """Checks the arguments of ``fit`` that are mistakes in every engine, before training:
+    ``(x, y)`` tensors instead of loaders, an optimizer or loss in a positional slot meant for
+    something else, and early stopping on validation metrics without ``val_data``.
+
+    Args:
+        engine: The engine whose ``train`` was called.
+        arguments: ``train``'s named arguments as received (``val_data``, ``epochs``, ...).
+
+    Example:
+        >>> check_fit_call(engine, {"train_data": loader, "val_data": (x, y)})  # doctest: +SKIP
+        Traceback (most recent call last):
+        TypeError: Expected val_data to be a DataLoader ... TensorDataset(x, y).loader(...)
+    """
+    for name in ("train_data", "val_data"):
+        value = arguments.get(name)
+        if _keras_pair(value):
+            parts = ", ".join(_what(v) for v in value)  # type: ignore[union-attr]
+            shuffle = "shuffle=True" if name == "train_data" else "shuffle=False"
+            raise TypeError(
+                f"Expected {name} to be a DataLoader of batches. Received: a "
+                f"{type(value).__name__} of {len(value)} arrays ({parts}), as Keras takes them. "  # type: ignore[arg-type]
+                f"Wrap them: TensorDataset(x, y).loader(batch_size=32, {shuffle}) "
+                f"(torch.utils.data.TensorDataset; `import pyblaze_pl.nn` adds .loader)."
+            )
+    order = fit_arguments(engine)
+    for position, name in enumerate(order[: order.index("gpu") + 1] if "gpu" in order else []):
+        value = arguments.get(name)
+        if name == "train_data" or value is None:
+            continue
+        hint = None
+        if isinstance(value, torch.optim.Optimizer):
+            hint = _OPTIMIZER_HINT
+        elif _is_loss(value):
+            hint = _LOSS_HINT
+        if hint is not None:
+            signature = ", ".join(order[: order.index("gpu") + 1])
+            raise TypeError(
+                f"Expected {name} at position {position + 1} of fit({signature}). Received: "
+                f"{_what(value)} as `{name}`; {hint}"
+            )
+    _check_early_stopping(engine.model, arguments.get("callbacks"), arguments.get("val_data"))
+    _check_metric_signatures(arguments.get("metrics"))
+
+
+def _early_stopping_metric(callback: object) -> str | None:
+    """The validation metric an early-stopping callback watches (PyBlaze's or Lightning's), or
+    None. Lightning's class is recognised by name, without importing Lightning."""
+    from pyblaze_pl.nn.callbacks.early_stopping import EarlyStopping
+
+    if isinstance(callback, EarlyStopping):
+        names = [callback.metric] if isinstance(callback.metric, str) else callback.metric
+        watched = [n for n in names if n.startswith("val_")]
+        return watched[0] if watched else None
+    lightning = any(
+        c.__name__ == "EarlyStopping"
+        and c.__module__.split(".")[0] in ("pytorch_lightning", "lightning")
+        for c in type(callback).__mro__
+    )
+    monitor = getattr(callback, "monitor", None)
+    if lightning and isinstance(monitor, str) and monitor.startswith("val_"):
+        return monitor
+    return None
+
+
+def _check_early_stopping(model: object, callbacks: object, val_data: object) -> None:
+    if val_data is not None or not isinstance(callbacks, (list, tuple)):
+        return
+    if _own_val_dataloader(model):  # a LightningModule that brings its validation data
+        return
+    for i, callback in enumerate(callbacks):
+        metric = _early_stopping_metric(callback)
+        if metric is not None:
+            raise ValueError(
+                f"Expected val_data for callbacks[{i}] ({type(callback).__name__}), which stops "
+                f"on {metric!r}: without val_data no validation runs, {metric!r} is never "
+                f"computed and training would never stop early. Received: val_data=None. Pass "
+                f"val_data=<a DataLoader>, or watch 'train_loss' instead."
+            )
+
+
+def _own_val_dataloader(model: object) -> bool:
+    for cls in type(model).__mro__:
+        if "val_dataloader" in cls.__dict__:
+            return cls.__module__.split(".")[0] not in ("pytorch_lightning", "lightning")
+    return False
+
+
+def check_supervised(
+    engine: Engine,
+    optimizer: object,
+    loss: object,
+    arguments: Mapping[str, object],
+    kwargs: Mapping[str, object],
+) -> None:
+    """Checks ``optimizer=`` and ``loss=`` of a supervised ``fit`` before training.
+
+    Refuses a missing optimizer (naming where one was passed instead: ``optimiser=``, a positional
+    slot), a loss class instead of an instance, and an optimizer none of whose parameters belongs
+    to the model (training would change nothing).
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        found = [(f"`{k}=`", v) for k, v in kwargs.items() if isinstance(v, torch.optim.Optimizer)]
+        found += [
+            (f"`{k}` (a positional argument)", v)
+            for k, v in arguments.items()
+            if isinstance(v, torch.optim.Optimizer)
+        ]
+        where = ""
+        if found:
+            place, value = found[0]
+            where = f"; {_what(value)} was passed as {place}"
+            if place.startswith("`") and place.endswith("=`"):
+                where += " (did you mean `optimizer`?)"
+        received = "optimizer=None" if optimizer is None else _what(optimizer)
+        raise TypeError(
+            f"Expected optimizer to be a torch.optim.Optimizer, passed as optimizer=, e.g. "
+            f"optimizer=optim.Adam(model.parameters()). Received: {received}{where}."
+        )
+    if isinstance(loss, type):
+        raise TypeError(
+            f"Expected loss to be a loss function or an instance of a loss module. Received: "
+            f"{_what(loss)}; pass an instance: nn.{loss.__qualname__}()."
+            if issubclass(loss, nn.Module)
+            else f"Expected loss to be a loss function. Received: {_what(loss)}; pass an "
+            f"instance: {loss.__qualname__}()."
+        )
+    _check_optimizer_owner(engine.model, optimizer, loss)
+
+
+def _check_optimizer_owner(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: object
+) -> None:
+    own = {id(p) for p in model.parameters()}
+    if not own:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or any(id(p) in own for p in params):
+        return
+    shapes = ", ".join(str(tuple(p.shape)) for p in params[:4]) + (
+        ", ..." if len(params) > 4 else ""
+    )
+    in_loss = isinstance(loss, nn.Module) and all(
+        id(p) in {id(q) for q in loss.parameters()} for p in params
+    )
+    if in_loss:  # the loss's own parameters only: the model is never trained
+        shapes += ", all of them the loss's"
+    raise ValueError(
+        f"Expected an optimizer over the parameters of the model ({type(model).__name__}, "
+        f"{len(own)} parameter tensors), e.g. optim.Adam(model.parameters()). Received: "
+        f"{type(optimizer).__name__} over {len(params)} parameter tensors ({shapes}), none of "
+        f"which belongs to the model: training would leave the model unchanged. Was it built for "
+        f"another model (or a copy of this one)?"
+    )
+
+
+# the first training batch: validation metrics, before training on it
+
+
+@contextlib.contextmanager
+def _inspecting(model: nn.Module) -> Iterator[None]:
+    """Runs the model without gradients, in eval mode, with the random generators restored
+    afterwards: training continues exactly as if nothing had run."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        model.eval()
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
+
+def describe(value: object) -> str:
+    """Shapes, dtypes and devices of tensors (also inside tuples, lists and dicts).
+
+    Example:
+        >>> describe(torch.zeros(4, 3))
+        'tensor of shape (4, 3), dtype torch.float32, on cpu'
+    """
+    if isinstance(value, torch.Tensor):
+        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}, on {value.device}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of [" + "; ".join(describe(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "dict of {" + "; ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
+    return type(value).__name__
+
+
+def metric_error(error: Exception, name: str, y_pred: Any, y_true: Any, when: str) -> BaseException:
+    """``error``, raised by the metric ``name``, with the metric's name and what it received
+    (the caller chains the original: ``raise new from error`` unless ``new is error``)."""
+    shown = f"metrics[{name!r}]" if name != "loss" else "the loss (as val_loss)"
+    received = ""
+    if y_pred is not None:
+        received = f" It received y_pred: {describe(y_pred)} and y_true: {describe(y_true)}."
+    return _with_context(
+        error,
+        f"{shown} failed {when}.{received} Metrics are called as metric(y_pred, y_true) with the "
+        f"outputs of eval_batch.",
+    )
+
+
+def _check_metric_signatures(metrics: object) -> None:
+    """Before training: each metric takes ``(y_pred, y_true)``; a class needs an instance."""
+    if not isinstance(metrics, Mapping):
+        return  # MetricSet explains
+    for name, metric in metrics.items():
+        if isinstance(metric, type):
+            raise TypeError(
+                f"Expected metrics[{name!r}] to be a function or a metric instance. Received: "
+                f"{_what(metric)}; pass an instance: {metric.__qualname__}(...)."
+            )
+        function = getattr(metric, "update", None) if hasattr(metric, "compute") else metric
+        if not callable(function):
+            continue
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            continue
+        try:
+            signature.bind(None, None)
+        except TypeError as e:
+            raise TypeError(
+                f"Expected metrics[{name!r}] to take (y_pred, y_true): metrics are called as "
+                f"metric(y_pred, y_true) with the outputs of eval_batch. Received: "
+                f"{getattr(function, '__name__', type(metric).__name__)}{signature} ({e})."
+            ) from None
+
+
+# a failed training batch
+
+
+def explain_batch_error(
+    error: Exception,
+    engine: Engine,
+    batch: Any,
+    batch_idx: int,
+    epoch: int,
+    kwargs: Mapping[str, Any],
+) -> BaseException | None:
+    """``error`` (raised by ``train_batch``) with what the user needs to fix it: the batch, the
+    loss, the prediction and target shapes, dtypes and devices, and the likely fix. Returns None
+    when there is nothing to add. The caller chains the original: ``raise new from error``."""
+    if getattr(error, "_pyblaze_explained", False):
+        return None
+    name = type(engine).__name__
+    lines = [f"{name}.train_batch failed on batch {batch_idx} of epoch {epoch + 1}."]
+    loss = kwargs.get("loss")
+    if loss is not None:
+        lines.append(f"loss: {_loss_name(loss)}")
+    outputs = None
+    with contextlib.suppress(Exception), _inspecting(engine.model):
+        outputs = engine.eval_batch(batch)
+    if isinstance(outputs, (tuple, list)) and len(outputs) == 2:
+        lines.append(f"model output (y_pred): {describe(outputs[0])}")
+        lines.append(f"target (y_true): {describe(outputs[1])}")
+    else:
+        lines.append(f"batch: {describe(batch)}")
+    params = {(p.dtype, p.device) for p in engine.model.parameters()}
+    if params:
+        lines.append(
+            "model parameters: " + ", ".join(f"{d} on {v}" for d, v in sorted(params, key=str))
+        )
+    fix = _likely_fix(error, loss, outputs, batch, engine.model)
+    if fix:
+        lines.append(f"likely fix: {fix}")
+    return _with_context(error, "\n  ".join(lines))
+
+
+def _loss_name(loss: object) -> str:
+    if isinstance(loss, nn.Module):
+        return repr(loss)
+    return getattr(loss, "__qualname__", type(loss).__name__)
+
+
+_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+_FLOAT_LOSSES = (
+    nn.MSELoss,
+    nn.L1Loss,
+    nn.SmoothL1Loss,
+    nn.HuberLoss,
+    nn.BCELoss,
+    nn.BCEWithLogitsLoss,
+)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _likely_fix(
+    error: Exception, loss: object, outputs: Any, batch: Any, model: nn.Module
+) -> str | None:
+    text = str(error)
+    params = list(model.parameters())
+    devices = {t.device for t in [*params, *_tensors(batch)]}
+    if isinstance(loss, nn.Module):
+        devices |= {t.device for t in loss.buffers()} | {t.device for t in loss.parameters()}
+        devices |= {t.device for t in vars(loss).values() if isinstance(t, torch.Tensor)}
+    if len(devices) > 1 or "same device" in text or "expected device" in text:
+        where = ", ".join(sorted(str(d) for d in devices))
+        return (
+            f"tensors are on several devices ({where}). Leave moving to the library: do not call "
+            f".to(device) on the model or the batches yourself, register tensors the model uses "
+            f"as buffers (self.register_buffer) and give the loss's tensors (e.g. weight=) on the "
+            f"model's device."
+        )
+    inputs = [t for t in _tensors(batch) if t.is_floating_point()]
+    floats = {p.dtype for p in params if p.is_floating_point()}
+    if inputs and floats and any(t.dtype not in floats for t in inputs):
+        return (
+            f"the model's parameters are {', '.join(sorted(map(str, floats)))} but the inputs are "
+            f"{inputs[0].dtype}: convert one of them, e.g. model.float() (or model.double() and "
+            f"the data with .double())."
+        )
+    if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+        return None
+    y_pred, y_true = outputs
+    if not (isinstance(y_pred, torch.Tensor) and isinstance(y_true, torch.Tensor)):
+        return None
+    loss_name = type(loss).__name__
+    if isinstance(loss, _INDEX_LOSSES) and y_true.is_floating_point():
+        return (
+            f"{loss_name} expects class indices as targets: a torch.long tensor of shape "
+            f"{tuple(y_pred.shape[:1]) + tuple(y_pred.shape[2:])} (e.g. y.long()); float targets "
+            f"must be class probabilities of the predictions' shape {tuple(y_pred.shape)}. "
+            f"Received targets {describe(y_true)}."
+        )
+    if isinstance(loss, _FLOAT_LOSSES) and (
+        not y_true.is_floating_point() or y_true.shape != y_pred.shape
+    ):
+        fix = (
+            f"{loss_name} expects float targets of the predictions' shape {tuple(y_pred.shape)}. "
+            f"Received targets {describe(y_true)}."
+        )
+        if not y_true.is_floating_point() and y_pred.dim() == 2 and y_pred.shape[1] > 1:
+            fix += " For class indices, use nn.CrossEntropyLoss()."
+        elif not y_true.is_floating_point():
+            fix += " Convert them with y.float()."
+        if y_pred.dim() == y_true.dim() + 1 and y_pred.shape[-1] == 1:
+            fix += " With one output per sample, squeeze it: model(x).squeeze(-1)."
+        return fix
+    return None
+
+
+def _with_context(error: Exception, context: str) -> BaseException:
+    """An exception of ``error``'s type whose message is the original followed by ``context``
+    (the caller chains ``error``). Where the type cannot be rebuilt, ``error`` itself with the
+    context as a note (Python 3.11), or a RuntimeError (3.10)."""
+    message = f"{error}\n  {context}"
+    try:
+        new = type(error)(message)
+    except Exception:
+        new = None
+    if new is not None and type(new) is type(error) and str(new) == message:
+        new._pyblaze_explained = True  # type: ignore[attr-defined]
+        return new
+    if hasattr(error, "add_note"):
+        error.add_note(context)
+        error._pyblaze_explained = True  # type: ignore[attr-defined]
+        return error
+    new = RuntimeError(message)
+    new._pyblaze_explained = True  # type: ignore[attr-defined]
+    return new
