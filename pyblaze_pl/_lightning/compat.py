@@ -94,3 +94,13 @@ def apply_except(metric: Any, fn: Callable, exclude_state: Any, keep: str) -> tu
 def metric_defaults(metric: Any) -> dict[str, Any]:
     """torchmetrics' per-state reset values (``Metric._defaults``), for :func:`apply_except`."""
     return metric._defaults
+
+
+def strategy_checkpoint_io(strategy: Any) -> Any:
+    """The ``CheckpointIO`` the user gave a strategy object, or None.
+
+    ``Strategy.checkpoint_io`` (the public property) creates a default one when none was given,
+    so the attribute behind it (``_checkpoint_io``) is read instead. Checked on 2.4.0, 2.5.6 and
+    2.6.6.
+    """
+    return getattr(strategy, "_checkpoint_io", None)

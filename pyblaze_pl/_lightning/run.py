@@ -22,6 +22,7 @@ import torch
 
 from pyblaze_pl._io import require_file
 from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -175,6 +176,7 @@ class Run:
         self.own_steps = isinstance(self.engine, LightningEngine)
         if ckpt_path is not None:
             ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
+            check_checkpoint(ckpt_path)
         options: dict[str, Any] = {"max_epochs": epochs}
         if self.own_steps:
             self.module = self.model
@@ -185,7 +187,8 @@ class Run:
             self.context.clip = {
                 k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
             }
-        self.trainer = self.pl.Trainer(**self._trainer_options(**options))
+        trainer_options = with_atomic_checkpoints(self.pl, self._trainer_options(**options))
+        self.trainer = self.pl.Trainer(**trainer_options)
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
