@@ -101,7 +101,11 @@ def test_missing_required_fields_are_listed_with_types():
     ("kwargs", "message"),
     [
         ({"hidden": "64"}, "Expected ModelConfig.hidden to be int. Received: '64' (str)."),
-        ({"hidden": True}, "Expected ModelConfig.hidden to be int. Received: True (bool)."),
+        (
+            {"hidden": True},
+            "Expected ModelConfig.hidden to be int. Received: True (bool). A bool is not "
+            "accepted for an int field (PyBlaze v1 accepted it).",
+        ),
         ({"hidden": 4.0}, "Expected ModelConfig.hidden to be int. Received: 4.0 (float)."),
         ({"dropout": "0.1"}, "Expected ModelConfig.dropout to be float. Received: '0.1' (str)."),
         ({"dropout": False}, "Expected ModelConfig.dropout to be float. Received: False (bool)."),
