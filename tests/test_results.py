@@ -259,13 +259,53 @@ def test_plot_returns_a_figure_without_opening_a_window(tmp_path):
     assert plt.get_fignums() == open_before  # not registered with pyplot
     loss_axes, metric_axes = figure.axes
     labels = [line.get_label() for line in loss_axes.lines]
-    assert labels == ["batch train_loss", "train_loss", "val_loss"]
+    assert labels == ["train_loss per batch", "train_loss", "val_loss"]
     assert list(loss_axes.lines[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]
     assert list(metric_axes.lines[0].get_ydata()) == [0.5, 0.6]
     figure.savefig(tmp_path / "history.png")
     assert len(history.plot(keys=["val_acc"]).axes) == 1
     with pytest.raises(ValueError, match=r"\['nope'\].*Valid"):
         history.plot(keys=["nope"])
+
+
+def epoch_ticks(ax) -> list[float]:
+    low, high = ax.get_xlim()
+    return [t for t in ax.get_xticks() if low <= t <= high]
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 7, 40])
+def test_plots_have_titles_labels_and_integer_epoch_ticks_from_1(epochs):
+    history = History(
+        1.0,
+        [
+            {"micro_train_loss": [1.0 / e, 0.5 / e], "train_loss": 1 / e, "val_loss": 1 / e}
+            for e in range(1, epochs + 1)
+        ],
+    )
+    figure = history.plot(["train_loss", "val_loss"])
+    figure.canvas.draw()
+    (ax,) = figure.axes
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("Loss per epoch", "Epoch", "Loss")
+    assert [line.get_label() for line in ax.lines] == ["train_loss", "val_loss"]
+    assert list(ax.lines[0].get_xdata()) == list(range(1, epochs + 1))
+    ticks = epoch_ticks(ax)
+    assert ticks and ticks[0] >= 1 and all(t == int(t) for t in ticks)
+    assert 1 in ticks or epochs > 5
+
+    batches = history.plot(["micro_train_loss"])
+    batches.canvas.draw()
+    (ax,) = batches.axes
+    assert (ax.get_title(), ax.get_xlabel()) == ("Training loss per batch", "Epoch")
+    assert ax.lines[0].get_alpha() is None  # drawn in full when alone
+    ticks = epoch_ticks(ax)
+    assert ticks and ticks[0] >= 1 and all(t == int(t) for t in ticks)
+
+    both = History(1.0, [{"train_loss": 1.0, "val_accuracy": 0.5}] * epochs).plot()
+    both.canvas.draw()
+    assert [(a.get_title(), a.get_ylabel()) for a in both.axes] == [
+        ("Loss per epoch", "Loss"),
+        ("Metrics per epoch", "Value"),
+    ]
 
 
 def test_keys_are_a_list_and_callable():

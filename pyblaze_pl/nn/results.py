@@ -192,13 +192,18 @@ class History(_MetricsAsAttributes):
         return History(first.duration + second.duration, first._metrics + second._metrics)
 
     def plot(self, keys: Iterable[str] | None = None):  # -> matplotlib.figure.Figure (lazy import)
-        """Plots the per-epoch losses and metrics (and the per-batch loss as a faint line).
+        """Plots the losses and metrics: one panel for the losses, one for the other metrics,
+        with titles, axis labels and integer epoch ticks from 1. The per-batch loss
+        (``micro_train_loss``) is drawn within its epochs, faint next to per-epoch losses.
 
         Args:
-            keys: The per-epoch keys to plot; all of them by default.
+            keys: The keys to plot (``micro_train_loss`` included); all of them by default.
 
         Returns:
             A ``matplotlib.figure.Figure``; no window is opened.
+
+        Example:
+            >>> history.plot(["train_loss", "val_loss"]).savefig("loss.png")  # doctest: +SKIP
         """
         from pyblaze_pl.nn._plot import plot_history
 
