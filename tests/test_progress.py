@@ -177,8 +177,7 @@ def test_validation_is_shown_while_it_runs(net, columns):
     assert lines[first - 1].startswith(" [==============================] (100.0%) ETA 0:00:00 ")
     assert any(" (100.0%) validating 2/2 [Elapsed " in line for line in lines)
     assert lines[-1] == (  # the summary line keeps its format
-        f" [Elapsed T] train_loss: {history.train_loss[0]:.5f}, "
-        f"val_loss: {history.val_loss[0]:.5f}"
+        f" [Elapsed T] train_loss: {history.train_loss[0]:.5f}, val_loss: {history.val_loss[0]:.5f}"
     )
 
 
