@@ -122,7 +122,9 @@ def test_swa_equals_plain_lightning(pl_ns, model_cls):
         expected = average[name] if name in average else buffers[name]
         assert torch.allclose(value.float(), expected.float(), atol=1e-5), name
     if model_cls == "plain":  # no batch-norm pass: plain Lightning ends on the average too
-        for value, expected in zip(net.state_dict().values(), reference.state_dict().values()):
+        for value, expected in zip(
+            net.state_dict().values(), reference.state_dict().values(), strict=True
+        ):
             assert torch.allclose(value, expected, atol=1e-5)
 
 
