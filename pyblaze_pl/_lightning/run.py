@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning import compat, features, namespace
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -205,7 +205,9 @@ class Run:
 
     def _new_trainer(self, **options: Any) -> Any:
         if not self.lean:
-            return self.pl.Trainer(**self._trainer_options(**options))
+            trainer_options = self._trainer_options(**options)
+            with quiet():  # the Trainer logs its device banners when it is built
+                return self.pl.Trainer(**trainer_options)
         from pyblaze_pl._lightning.lean import LeanModule, LeanTrainer
 
         index = self.devices.devices[0] if self.devices.accelerator != "cpu" else None
@@ -232,6 +234,7 @@ class Run:
         self.train_kwargs = train_kwargs or {}
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
+        self.epochs = epochs
         self.own_steps = isinstance(self.engine, LightningEngine)
         if ckpt_path is not None:
             ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
@@ -291,6 +294,7 @@ class Run:
     def _enter(self, stack: ExitStack) -> None:
         if not self.lean:
             stack.enter_context(quiet())
+            stack.enter_context(features.show_requested_output(self))
         stack.enter_context(fast_cuda_checks(self.devices))
         stack.enter_context(self.interrupts)
 
@@ -317,7 +321,7 @@ class Run:
                 f"a Lightning Callback. Received: {lightning[0]!r} ({type(lightning[0]).__name__})."
             )
         callbacks = [_hooks_class(self.pl)(self), *self.lightning_callbacks]
-        return {
+        options = {
             "logger": False,
             "enable_checkpointing": any(
                 isinstance(c, self.pl.callbacks.Checkpoint) for c in callbacks
@@ -330,6 +334,7 @@ class Run:
             **user,
             "callbacks": callbacks,
         }
+        return features.prepare(self, options, fit="max_epochs" in options)
 
     # batches (called by the adapter module)
     def train_batch(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -353,6 +358,8 @@ class Run:
     # the epoch
     def start_epoch(self) -> None:
         trainer = self.trainer
+        if features.is_extra_epoch(self):  # not a training epoch (SWA's batch-norm pass)
+            return
         self._flush_pending()
         self._losses = []
         self._losses_final = False
@@ -364,7 +371,7 @@ class Run:
 
     def add_batch_loss(self, outputs: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor):
+        if not isinstance(loss, torch.Tensor) or features.is_extra_epoch(self):
             return  # training_step returned None: the batch was skipped
         loss = loss.detach()
         if self.own_steps and self.trainer.accumulate_grad_batches != 1:
@@ -394,6 +401,8 @@ class Run:
 
     def end_epoch(self) -> None:
         """Records the epoch, hands the record to the PyBlaze callbacks and applies the stops."""
+        if not self.own_steps and not self.lean:
+            features.step_epoch_schedulers(self.trainer)
         self._flush_pending()
         if not self._losses:  # stopped before the first batch
             return
@@ -487,10 +496,13 @@ class _Context(batch_context.BatchContext):
             self._wrapped = {id(o.optimizer): o for o in optimizers if o is not None}
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.run.module.manual_backward(loss)
+        if not features.is_extra_epoch(self.run):  # SWA's batch-norm pass only runs forward
+            self.run.module.manual_backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         run = self.run
+        if features.is_extra_epoch(run):
+            return
         run.interrupts.begin()  # Ctrl-C never leaves a half-applied update
         wrapped = self._wrapped.get(id(optimizer))
         if self.clip.get("gradient_clip_val") is not None:
@@ -528,7 +540,7 @@ class _Hooks:
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
-        self.run.dispatch.before_training(trainer.max_epochs)
+        self.run.dispatch.before_training(self.run.epochs)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.start_epoch()
@@ -565,7 +577,7 @@ class _Hooks:
 
     # validation, evaluate and predict
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.sanity_checking:
+        if not _ignored(self.run, trainer):
             self.run.metrics.to(pl_module.device)
             self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
             self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
@@ -575,7 +587,7 @@ class _Hooks:
     def on_validation_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, *args: Any
     ) -> None:
-        if trainer.sanity_checking:
+        if _ignored(self.run, trainer):
             return
         run = self.run
         if len(run.metrics):
@@ -583,7 +595,7 @@ class _Hooks:
         run.dispatch.after_prediction_batch()
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
+        if _ignored(self.run, trainer):
             return
         run = self.run
         values = run.metrics.compute()
@@ -599,7 +611,7 @@ class _Hooks:
         run.values = values
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.sanity_checking:
+        if not _ignored(self.run, trainer):
             self.run.dispatch.after_predictions()
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
@@ -620,6 +632,12 @@ class _Hooks:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.run.load_state_dict(state_dict)
         self.run.dispatch.load_state_dict(state_dict.get("callbacks", {}))
+
+
+def _ignored(run: Run, trainer: Any) -> bool:
+    """Validation that is not PyBlaze's: sanity checks, and after SWA's batch-norm pass."""
+    fit = trainer.state.fn == "fit"
+    return trainer.sanity_checking or (fit and features.is_extra_epoch(run))
 
 
 class Interrupted(CallbackException):
