@@ -72,7 +72,9 @@ def test_full_disk_leaves_the_previous_checkpoint(net, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError) as info:
         fit(net, tmp_path, epochs=2, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
-    assert info.value.errno == errno.ENOSPC or "No space left" in str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert f"Could not write '{tmp_path}" in str(info.value)  # names the file and the cause
+    assert "No space left" in str(info.value)
     monkeypatch.undo()
     assert (tmp_path / "last.ckpt").read_bytes() == previous  # untouched, still loadable
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 0

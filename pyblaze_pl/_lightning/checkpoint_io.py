@@ -102,9 +102,11 @@ def check_checkpoint(path: str | os.PathLike) -> None:
                 f"{expected}, which is not a torch file or is truncated "
                 f"({path.stat().st_size} bytes; {_first_line(e)})."
             ) from None
-        raise ValueError(
+        found = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
+        raise UnsafeCheckpoint(
             f"{expected}, which holds objects that loading with weights_only=True refuses: a "
-            f"pickle that could run code, not a checkpoint ({_first_line(e)})."
+            f"pickle that could run code, not a checkpoint"
+            + (f" ({found[0].removeprefix('WeightsUnpickler error: ')})." if found else ".")
         ) from None
     except Exception as e:  # zip, EOF and format errors
         raise ValueError(
@@ -127,6 +129,10 @@ def check_checkpoint(path: str | os.PathLike) -> None:
         f"{expected}, which holds a dict without the keys of a Lightning checkpoint "
         f"('state_dict' and 'loops' or 'epoch'). Its keys: {shown or 'none'}."
     )
+
+
+class UnsafeCheckpoint(pickle.UnpicklingError, ValueError):
+    """A ``ckpt_path`` whose pickle ``weights_only`` loading refuses (it could run code)."""
 
 
 def _first_line(error: BaseException) -> str:
