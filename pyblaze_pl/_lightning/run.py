@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning import compat, data, namespace
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -121,11 +120,13 @@ class Run:
         gpu: object,
         callbacks: object,
         trainer_kwargs: Mapping[str, Any] | None,
+        data: object = None,
     ) -> None:
         self.engine = engine
         self.model = engine.model
         self.user_options = dict(trainer_kwargs or {})
         given = [("the model", self.model)] if is_lightning_module(self.model) else []
+        given += [("the data", data)]
         if isinstance(callbacks, (list, tuple)):
             given += [(f"callbacks[{i}]", c) for i, c in enumerate(callbacks)]
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
@@ -172,8 +173,7 @@ class Run:
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
         self.own_steps = isinstance(self.engine, LightningEngine)
-        if ckpt_path is not None:
-            ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
+        ckpt_path = data.resolve_ckpt_path(ckpt_path)
         options: dict[str, Any] = {"max_epochs": epochs}
         if self.own_steps:
             self.module = self.model
@@ -194,11 +194,12 @@ class Run:
                 )
             with compat.interrupt_returns(self.trainer):
                 fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
-                self.trainer.fit(self.module, train_data, val_data, **fit_options)
+                sources = data.fit_sources(self.pl, train_data, val_data)
+                self.trainer.fit(self.module, **sources, **fit_options)
         self.history.duration += time.monotonic() - start
         return self.history
 
-    def evaluate(self, data: Iterable, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
+    def evaluate(self, loader: Any, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
         self.metrics = metrics
         self.eval_kwargs = kwargs
@@ -206,17 +207,18 @@ class Run:
         self.trainer = self.pl.Trainer(**self._trainer_options())
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.validate(self.module, data, verbose=False)
+            self.trainer.validate(self.module, **data.sources(loader, "dataloaders"), verbose=False)
         return Evaluation(dict(zip(self.values, to_host(list(self.values.values())), strict=True)))
 
-    def predict(self, data: Iterable, kwargs: dict[str, Any]) -> Any:
+    def predict(self, loader: Any, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
         self.module = adapter_class(self.pl)(self)
         self.trainer = self.pl.Trainer(**self._trainer_options())
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.predict(self.module, data, return_predictions=False)
+            sources = data.sources(loader, "dataloaders")
+            self.trainer.predict(self.module, **sources, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
             return gather_predictions(local)

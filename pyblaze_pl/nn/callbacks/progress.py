@@ -48,10 +48,11 @@ def format_summary(elapsed: float, metrics: dict[str, float] | None = None) -> s
 
 class _ProgressBar:
     """A bar over ``total`` steps. The live bar is drawn only on a terminal (at most 10 times a
-    second); the summary line is always printed."""
+    second); the summary line is always printed. Without a total (data of unknown length), a
+    step counter and the elapsed time are drawn instead of the bar."""
 
-    def __init__(self, total: int, stream: IO[str]) -> None:
-        self.total = max(total, 1)
+    def __init__(self, total: int | None, stream: IO[str]) -> None:
+        self.total = None if total is None else max(total, 1)
         self.stream = stream
         self.live = stream.isatty() if hasattr(stream, "isatty") else False
         self.current = 0
@@ -61,9 +62,8 @@ class _ProgressBar:
 
     def step(self) -> None:
         self.current += 1
-        if self.live and (
-            self.current >= self.total or time.monotonic() - self._drawn_at >= _REDRAW_SECONDS
-        ):
+        done = self.total is not None and self.current >= self.total
+        if self.live and (done or time.monotonic() - self._drawn_at >= _REDRAW_SECONDS):
             self._draw()
 
     def finish(self, metrics: dict[str, float] | None = None) -> None:
@@ -76,6 +76,14 @@ class _ProgressBar:
             return
         now = time.monotonic()
         self._drawn_at = now
+        if self.total is None:
+            print(
+                f"{_ERASE_LINE} [{self.current} done] [Elapsed {_elapsed(now - self.start_time)}]",
+                end="\r",
+                file=self.stream,
+                flush=True,
+            )
+            return
         fraction = min(self.current / self.total, 1.0)
         filled = round(fraction * _WIDTH)
         bar = "=" * _WIDTH if filled >= _WIDTH else ("=" * (filled - 1) + ">" if filled else "")
