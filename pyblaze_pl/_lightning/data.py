@@ -53,6 +53,15 @@ def overrides(obj: object, method: str) -> bool:
     return getattr(type(obj), method, None) is not getattr(base, method, None)
 
 
+def own_step(engine: Any, method: str) -> bool:
+    """Whether a call of ``engine`` runs its LightningModule's own ``method``
+    (``validation_step``, ``predict_step``): for LightningModule estimators trained by their own
+    steps (:class:`~pyblaze_pl.nn.LightningEngine`) that define it."""
+    from pyblaze_pl.nn.engine.lightning import LightningEngine
+
+    return isinstance(engine, LightningEngine) and overrides(engine.model, method)
+
+
 def provides_validation(data: object, val_data: object) -> bool:
     """Whether a fit on ``data`` (a loader or a DataModule) with ``val_data`` validates."""
     return val_data is not None or (is_datamodule(data) and overrides(data, "val_dataloader"))

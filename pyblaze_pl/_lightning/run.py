@@ -152,6 +152,7 @@ class Run:
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
+        self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
 
     # the three calls
     def fit(
@@ -203,17 +204,22 @@ class Run:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
         self.metrics = metrics
         self.eval_kwargs = kwargs
-        self.module = adapter_class(self.pl)(self)
+        self.own_steps = data.own_step(self.engine, "validation_step")
+        self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
         self.trainer = self.pl.Trainer(**self._trainer_options())
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.validate(self.module, **data.sources(loader, "dataloaders"), verbose=False)
-        return Evaluation(dict(zip(self.values, to_host(list(self.values.values())), strict=True)))
+            sources = data.sources(loader, "dataloaders")
+            logged = self.trainer.validate(self.module, **sources, verbose=False)
+        values = {k: float(v) for k, v in (logged[0] if self.own_steps and logged else {}).items()}
+        values.update(zip(self.values, to_host(list(self.values.values())), strict=True))
+        return Evaluation(values)
 
     def predict(self, loader: Any, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
-        self.module = adapter_class(self.pl)(self)
+        own = data.own_step(self.engine, "predict_step")
+        self.module = self.model if own else adapter_class(self.pl)(self)
         self.trainer = self.pl.Trainer(**self._trainer_options())
         with ExitStack() as stack:
             self._enter(stack)
@@ -286,6 +292,7 @@ class Run:
         self._losses = []
         self._losses_final = False
         self.values = {}
+        self._logged_before = compat.metrics_snapshot(trainer) if self.own_steps else {}
         self.context.num_iterations = _count(trainer.num_training_batches)
         if self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations):
             trainer.should_stop = True
@@ -334,10 +341,11 @@ class Run:
         self._append(micro, dict(zip(values, rest, strict=True)))
 
     def _logged_values(self) -> dict[str, torch.Tensor]:
-        """The scalar epoch-level values the module has logged (``*_step`` values left out)."""
+        """The scalar epoch-level values the module has logged in this epoch (``*_step`` values
+        left out): a value it did not log in this epoch is NaN in the History."""
         return {
             name: value
-            for name, value in self.trainer.callback_metrics.items()
+            for name, value in compat.logged_since(self.trainer, self._logged_before).items()
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step")
         }
 
