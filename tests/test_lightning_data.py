@@ -168,7 +168,12 @@ def test_datamodule_in_evaluate_and_predict(pl):
     data = datamodule_class(pl)()
     evaluation = model.evaluate(data, metrics={"loss": nn.CrossEntropyLoss()}, gpu=False)
     predictions = model.predict(data, gpu=False)
-    assert data.calls == ["prepare_data", ("setup", "validate"), "prepare_data", ("setup", "predict")]
+    assert data.calls == [
+        "prepare_data",
+        ("setup", "validate"),
+        "prepare_data",
+        ("setup", "predict"),
+    ]
     x, y = make_dataset(30, seed=2).tensors
     with torch.no_grad():
         expected = model(x)
