@@ -89,9 +89,9 @@ def _is_loader(obj: object) -> bool:
     return isinstance(obj, DataLoader)
 
 
-def fit_sources(pl: ModuleType, train_data: Any, val_data: Any) -> dict[str, Any]:
-    """The data keywords of ``Trainer.fit`` for ``train_data`` (a loader or a DataModule) and
-    ``val_data``.
+def fit_sources(run: Any, train_data: Any, val_data: Any) -> tuple[Any, ...]:
+    """The data arguments of ``Trainer.fit`` (``train_dataloaders``, ``val_dataloaders``,
+    ``datamodule``) for ``train_data`` (a loader or a DataModule) and ``val_data``.
 
     A DataModule goes to Lightning as ``datamodule=``: Lightning calls its ``prepare_data`` and
     ``setup("fit")`` and uses its ``train_dataloader`` and ``val_dataloader`` (and its batch
@@ -99,10 +99,10 @@ def fit_sources(pl: ModuleType, train_data: Any, val_data: Any) -> dict[str, Any
     replaced by ``val_data``.
     """
     if not is_datamodule(train_data):
-        return {"train_dataloaders": train_data, "val_dataloaders": val_data}
+        return (train_data, val_data)
     if val_data is None:
-        return {"datamodule": train_data}
-    return {"datamodule": _with_val_data(pl, train_data, val_data)}
+        return (None, None, train_data)
+    return (None, None, _with_val_data(run.pl, train_data, val_data))
 
 
 def _with_val_data(pl: ModuleType, datamodule: Any, val_data: Iterable) -> Any:
@@ -148,11 +148,11 @@ def _with_val_data(pl: ModuleType, datamodule: Any, val_data: Iterable) -> Any:
     return _WithValData()
 
 
-def sources(data: Any, name: str) -> dict[str, Any]:
-    """The data keywords of ``Trainer.validate`` (``name="dataloaders"``) or
-    ``Trainer.predict``: a DataModule goes as ``datamodule=`` (its ``val_dataloader`` or
+def sources(data: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The data arguments of ``Trainer.validate`` or ``Trainer.predict``: a loader goes as the
+    ``dataloaders`` argument, a DataModule as ``datamodule=`` (its ``val_dataloader`` or
     ``predict_dataloader`` is used, after ``setup("validate")``/``setup("predict")``)."""
-    return {"datamodule": data} if is_datamodule(data) else {name: data}
+    return ([], {"datamodule": data}) if is_datamodule(data) else ([data], {})
 
 
 def check_datamodule(data: Any, method: str, call: str) -> None:

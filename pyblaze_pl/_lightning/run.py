@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._lightning import compat, data, namespace
+from pyblaze_pl._lightning.data import is_datamodule
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -83,7 +84,7 @@ def _optimizers(values: Iterable[Any]) -> list[torch.optim.Optimizer]:
     return found
 
 
-def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]]:
+def split_callbacks(callbacks: object) -> tuple[list[object], list[Any]]:
     """Separates PyBlaze callbacks from Lightning callbacks, rejecting anything else."""
     if callbacks is None:
         return [], []
@@ -93,7 +94,7 @@ def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]
     for callback in callbacks:
         if isinstance(callback, (TrainingCallback, PredictionCallback)):
             pyblaze.append(callback)
-        elif isinstance(callback, pl.Callback):
+        elif namespace.origin(callback) is not None and hasattr(callback, "on_train_start"):
             lightning.append(callback)
         else:
             raise TypeError(
@@ -101,6 +102,21 @@ def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]
                 f"a Lightning Callback. Received: {callback!r} ({type(callback).__name__})."
             )
     return pyblaze, lightning
+
+
+RUNNERS = ("auto", "trainer", "lean")
+
+
+def default_runner() -> str:
+    """What ``runner='auto'`` means: the ``PYBLAZE_PL_RUNNER`` environment variable
+    (``'trainer'`` or ``'lean'`` force one runner wherever it can run), else ``'auto'``."""
+    value = os.environ.get("PYBLAZE_PL_RUNNER", "auto")
+    if value not in RUNNERS:
+        raise ValueError(
+            f"Expected the environment variable PYBLAZE_PL_RUNNER to be one of {RUNNERS}. "
+            f"Received: {value!r}."
+        )
+    return value
 
 
 class Run:
@@ -120,22 +136,28 @@ class Run:
         gpu: object,
         callbacks: object,
         trainer_kwargs: Mapping[str, Any] | None,
+        runner: str = "auto",
         data: object = None,
     ) -> None:
+        if runner not in RUNNERS:
+            raise ValueError(f"Expected runner to be one of {RUNNERS}. Received: {runner!r}.")
+        self.runner = runner
         self.engine = engine
         self.model = engine.model
         self.user_options = dict(trainer_kwargs or {})
         given = [("the model", self.model)] if is_lightning_module(self.model) else []
         given += [("the data", data)]
+        self.datamodule = is_datamodule(data)
         if isinstance(callbacks, (list, tuple)):
             given += [(f"callbacks[{i}]", c) for i, c in enumerate(callbacks)]
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
-        self.pl = namespace.load(namespace.choose(given))
+        self.package = namespace.choose(given)
         self.gpu = gpu
         self.devices = resolve_gpu(gpu)
-        pyblaze, self.lightning_callbacks = split_callbacks(callbacks, self.pl)
+        pyblaze, self.lightning_callbacks = split_callbacks(callbacks)
         self.dispatch = Dispatch(self.model, [engine, *pyblaze])
-        self.context = _Context(self)
+        self.lean = False
+        self.context: Any = _Context(self)
         self.history = History()
         self.metrics = MetricSet()
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -153,6 +175,48 @@ class Run:
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
         self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
+
+    @functools.cached_property
+    def pl(self) -> ModuleType:
+        """The Lightning namespace of the call (imported on first use: the lean runner never
+        needs it)."""
+        return namespace.load(self.package)
+
+    def _choose_runner(self, ckpt_path: object = None) -> None:
+        """The lean runner when the call needs nothing of the Trainer (see lean.py), else the
+        Trainer; ``runner='lean'`` for a call that needs the Trainer is refused."""
+        runner = default_runner() if self.runner == "auto" else self.runner
+        needs = [
+            (bool(self.lightning_callbacks), "Lightning callbacks"),
+            (bool(self.user_options), "trainer_kwargs"),
+            (ckpt_path is not None, "ckpt_path"),
+            (self.own_steps, "a LightningModule trained by its own training_step"),
+            (self.datamodule, "a LightningDataModule"),
+            (self.devices.accelerator != "cpu" and len(self.devices.devices) != 1, "gpu=[...]"),
+            (self.devices.accelerator == "cpu" and self.devices.devices != 1, "several devices"),
+        ]
+        reasons = [what for needed, what in needs if needed]
+        if runner == "lean" and reasons and self.runner == "lean":
+            raise ValueError(
+                f"Expected a call that the lean runner can run (one device, full precision, no "
+                f"Trainer features). Received: {', '.join(reasons)}. Use runner='auto' or "
+                f"runner='trainer'."
+            )
+        self.lean = runner != "trainer" and not reasons
+        if self.lean:
+            from pyblaze_pl._lightning.lean import LeanContext
+
+            self.context = LeanContext(self)
+
+    def _new_trainer(self, **options: Any) -> Any:
+        if not self.lean:
+            return self.pl.Trainer(**self._trainer_options(**options))
+        from pyblaze_pl._lightning.lean import LeanModule, LeanTrainer
+
+        index = self.devices.devices[0] if self.devices.accelerator != "cpu" else None
+        device = torch.device("cpu") if index is None else torch.device("cuda", index)
+        self.module = LeanModule(device)
+        return LeanTrainer(_Hooks(self), device, options.get("max_epochs"))
 
     # the three calls
     def fit(
@@ -176,16 +240,17 @@ class Run:
         self.own_steps = isinstance(self.engine, LightningEngine)
         ckpt_path = data.resolve_ckpt_path(ckpt_path)
         options: dict[str, Any] = {"max_epochs": epochs}
+        self._choose_runner(ckpt_path)
         if self.own_steps:
             self.module = self.model
             options["accumulate_grad_batches"] = accumulate_grad_batches
-        else:
+        elif not self.lean:
             self.module = adapter_class(self.pl)(self)
             self.optimizers = _optimizers(self.train_kwargs.values())
             self.context.clip = {
                 k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
             }
-        self.trainer = self.pl.Trainer(**self._trainer_options(**options))
+        self.trainer = self._new_trainer(**options)
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
@@ -195,8 +260,8 @@ class Run:
                 )
             with compat.interrupt_returns(self.trainer):
                 fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
-                sources = data.fit_sources(self.pl, train_data, val_data)
-                self.trainer.fit(self.module, **sources, **fit_options)
+                sources = data.fit_sources(self, train_data, val_data)
+                self.trainer.fit(self.module, *sources, **fit_options)
         self.history.duration += time.monotonic() - start
         return self.history
 
@@ -205,12 +270,14 @@ class Run:
         self.metrics = metrics
         self.eval_kwargs = kwargs
         self.own_steps = data.own_step(self.engine, "validation_step")
-        self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
-        self.trainer = self.pl.Trainer(**self._trainer_options())
+        self._choose_runner()
+        if not self.lean:
+            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
+        self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
-            sources = data.sources(loader, "dataloaders")
-            logged = self.trainer.validate(self.module, **sources, verbose=False)
+            args, sources = data.sources(loader)
+            logged = self.trainer.validate(self.module, *args, **sources, verbose=False)
         values = {k: float(v) for k, v in (logged[0] if self.own_steps and logged else {}).items()}
         values.update(zip(self.values, to_host(list(self.values.values())), strict=True))
         return Evaluation(values)
@@ -218,20 +285,23 @@ class Run:
     def predict(self, loader: Any, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
-        own = data.own_step(self.engine, "predict_step")
-        self.module = self.model if own else adapter_class(self.pl)(self)
-        self.trainer = self.pl.Trainer(**self._trainer_options())
+        self.own_steps = data.own_step(self.engine, "predict_step")
+        self._choose_runner()
+        if not self.lean:
+            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
+        self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
-            sources = data.sources(loader, "dataloaders")
-            self.trainer.predict(self.module, **sources, return_predictions=False)
+            args, sources = data.sources(loader)
+            self.trainer.predict(self.module, *args, **sources, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
             return gather_predictions(local)
         return local
 
     def _enter(self, stack: ExitStack) -> None:
-        stack.enter_context(quiet())
+        if not self.lean:
+            stack.enter_context(quiet())
         stack.enter_context(fast_cuda_checks(self.devices))
         stack.enter_context(self.interrupts)
 
@@ -250,6 +320,12 @@ class Run:
                 f"Expected trainer_kwargs['devices'] only together with gpu=False (the number of "
                 f"CPU processes). Received: devices={user['devices']!r} with gpu={self.gpu!r}; "
                 f"choose GPUs with `gpu=` instead."
+            )
+        lightning = [c for c in self.lightning_callbacks if not isinstance(c, self.pl.Callback)]
+        if lightning:
+            raise TypeError(
+                f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or "
+                f"a Lightning Callback. Received: {lightning[0]!r} ({type(lightning[0]).__name__})."
             )
         callbacks = [_hooks_class(self.pl)(self), *self.lightning_callbacks]
         return {
@@ -492,7 +568,7 @@ class _Hooks:
 
     def _log_train_loss(self, pl_module: Any) -> None:
         run = self.run
-        if run.own_steps or self._logged_epoch == run.trainer.current_epoch:
+        if run.own_steps or run.lean or self._logged_epoch == run.trainer.current_epoch:
             return
         mean = run.train_loss()
         if mean is not None:
@@ -524,13 +600,14 @@ class _Hooks:
         run = self.run
         values = run.metrics.compute()
         if trainer.state.fn == "fit":
-            # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
-            if run._losses_final:
-                self._log_train_loss(pl_module)
             values = {f"val_{k}": v for k, v in values.items()}
-            distributed = trainer.world_size > 1  # values are global already: the mean keeps them
-            for name, value in values.items():
-                pl_module.log(name, value.float(), sync_dist=distributed)
+            if not run.lean:  # for Lightning callbacks and loggers
+                # Those that act when validation ends (ModelCheckpoint) see train_loss too.
+                if run._losses_final:
+                    self._log_train_loss(pl_module)
+                distributed = trainer.world_size > 1  # values are global already
+                for name, value in values.items():
+                    pl_module.log(name, value.float(), sync_dist=distributed)
         run.values = values
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:

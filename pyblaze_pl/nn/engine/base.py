@@ -74,12 +74,24 @@ def collate(outputs: list[Any]) -> Any:
 
 
 def _run(
-    engine: Engine, gpu: object, callbacks: object, trainer_kwargs: object, data: object = None
+    engine: Engine,
+    gpu: object,
+    callbacks: object,
+    trainer_kwargs: object,
+    runner: str,
+    data: object = None,
 ) -> Any:
     # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
     from pyblaze_pl._lightning.run import Run
 
-    return Run(engine, gpu=gpu, callbacks=callbacks, trainer_kwargs=trainer_kwargs, data=data)
+    return Run(
+        engine,
+        gpu=gpu,
+        callbacks=callbacks,
+        trainer_kwargs=trainer_kwargs,
+        runner=runner,
+        data=data,
+    )
 
 
 class Engine(TrainingCallback, PredictionCallback):
@@ -153,6 +165,7 @@ class Engine(TrainingCallback, PredictionCallback):
         trainer_kwargs: Mapping[str, Any] | None = None,
         ckpt_path: str | os.PathLike | None = None,
         stop_on_nonfinite: bool = True,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> History:
         """Trains the model and returns its :class:`History`.
@@ -172,6 +185,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
+            runner: ``'auto'`` (default): the lean runner, a plain PyTorch loop, when the call
+                needs nothing of Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs``
+                or ``ckpt_path``; one device), else the Trainer. ``'trainer'`` always uses the
+                Trainer; ``'lean'`` refuses a call the lean runner cannot run. Both give the
+                same numbers.
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
                 those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
                 the prefix, during validation (as in PyBlaze 2.x).
@@ -188,7 +206,7 @@ class Engine(TrainingCallback, PredictionCallback):
             val_metrics = MetricSet()
         elif callable(kwargs.get("loss")):
             val_metrics.add("loss", kwargs["loss"])
-        return _run(self, gpu, callbacks, trainer_kwargs, train_data).fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
             train_data,
             val_data,
             epochs=epochs,
@@ -207,6 +225,7 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> Evaluation:
         """Computes ``metrics`` over all of ``data`` and returns them as an :class:`Evaluation`.
@@ -223,7 +242,8 @@ class Engine(TrainingCallback, PredictionCallback):
         reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
         check_eval_kwargs(self, kwargs)
         metric_set = MetricSet(metrics)
-        return _run(self, gpu, callbacks, trainer_kwargs, data).evaluate(data, metric_set, kwargs)
+        run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
+        return run.evaluate(data, metric_set, kwargs)
 
     def predict(
         self,
@@ -232,6 +252,7 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> Any:
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
@@ -245,7 +266,7 @@ class Engine(TrainingCallback, PredictionCallback):
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
         reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
-        return _run(self, gpu, callbacks, trainer_kwargs, data).predict(data, kwargs)
+        return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Raises a TypeError, before training, for keyword arguments of ``train`` that
