@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from pyblaze_pl.nn.engine._quiet import _LOGGERS, NOISE, quiet
+from pyblaze_pl._lightning.quiet import _LOGGERS, NOISE, quiet
 
 
 def levels() -> list[int]:

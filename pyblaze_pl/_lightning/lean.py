@@ -202,6 +202,9 @@ class LeanTrainer:
         except KeyboardInterrupt as e:
             self.interrupted = True
             hooks.on_exception(self, module, e)
+        except BaseException as e:
+            hooks.on_exception(self, module, e)
+            raise
         finally:
             hooks.teardown(self, module, stage)
             if self.device.type != "cpu":  # as the Trainer: the model ends on the CPU

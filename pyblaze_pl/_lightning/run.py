@@ -557,6 +557,7 @@ class _Hooks:
         self.run.dispatch.after_training(prints=trainer.is_global_zero)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self.run.dispatch.close()
         if isinstance(exception, KeyboardInterrupt):
             self.run.dispatch.stop(
                 Interrupted(
