@@ -104,3 +104,22 @@ def strategy_checkpoint_io(strategy: Any) -> Any:
     2.6.6.
     """
     return getattr(strategy, "_checkpoint_io", None)
+
+
+def metrics_snapshot(trainer: Any) -> dict[str, Any]:
+    """The Trainer's ``callback_metrics`` now, for :func:`logged_since`."""
+    return dict(trainer.callback_metrics)
+
+
+def logged_since(trainer: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The ``callback_metrics`` entries logged (again) since ``snapshot`` was taken.
+
+    ``Trainer.callback_metrics`` keeps every value ever logged: one logged only in some epochs
+    is still there, unchanged, in the others. Lightning has no public record of what was logged
+    in the current epoch. Reading ``callback_metrics`` recomputes the values logged since the
+    last reset of its result collection, as new (detached) tensors, and leaves the others
+    untouched (``_ResultCollection.metrics`` skips results with ``has_reset``); so a value is new
+    exactly when it is not the same tensor object as in the snapshot. Checked on 2.4.0, 2.5.6
+    and 2.6.6.
+    """
+    return {k: v for k, v in trainer.callback_metrics.items() if snapshot.get(k) is not v}

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning import compat, features, namespace
+from pyblaze_pl._lightning import compat, data, features, namespace
 from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
+from pyblaze_pl._lightning.data import is_datamodule
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -139,6 +139,7 @@ class Run:
         callbacks: object,
         trainer_kwargs: Mapping[str, Any] | None,
         runner: str = "auto",
+        data: object = None,
     ) -> None:
         if runner not in RUNNERS:
             raise ValueError(f"Expected runner to be one of {RUNNERS}. Received: {runner!r}.")
@@ -147,6 +148,8 @@ class Run:
         self.model = engine.model
         self.user_options = dict(trainer_kwargs or {})
         given = [("the model", self.model)] if is_lightning_module(self.model) else []
+        given += [("the data", data)]
+        self.datamodule = is_datamodule(data)
         if isinstance(callbacks, (list, tuple)):
             given += [(f"callbacks[{i}]", c) for i, c in enumerate(callbacks)]
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
@@ -173,6 +176,7 @@ class Run:
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
+        self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
 
     @functools.cached_property
     def pl(self) -> ModuleType:
@@ -189,6 +193,7 @@ class Run:
             (bool(self.user_options), "trainer_kwargs"),
             (ckpt_path is not None, "ckpt_path"),
             (self.own_steps, "a LightningModule trained by its own training_step"),
+            (self.datamodule, "a LightningDataModule"),
             (self.devices.accelerator != "cpu" and len(self.devices.devices) != 1, "gpu=[...]"),
             (self.devices.accelerator == "cpu" and self.devices.devices != 1, "several devices"),
         ]
@@ -238,9 +243,9 @@ class Run:
         self.stop_on_nonfinite = stop_on_nonfinite
         self.epochs = epochs
         self.own_steps = isinstance(self.engine, LightningEngine)
-        if ckpt_path is not None:
-            ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
-            check_checkpoint(ckpt_path)
+        ckpt_path = data.resolve_ckpt_path(ckpt_path)
+        if ckpt_path is not None and ckpt_path not in data.SPECIAL_CKPT:
+            check_checkpoint(ckpt_path)  # before Lightning loads it (older ones: unsafely)
         options: dict[str, Any] = {"max_epochs": epochs}
         self._choose_runner(ckpt_path)
         if self.own_steps:
@@ -262,33 +267,40 @@ class Run:
                 )
             with compat.interrupt_returns(self.trainer):
                 fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
-                self.trainer.fit(self.module, train_data, val_data, **fit_options)
+                sources = data.fit_sources(self, train_data, val_data)
+                self.trainer.fit(self.module, *sources, **fit_options)
         self.history.duration += time.monotonic() - start
         return self.history
 
-    def evaluate(self, data: Iterable, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
+    def evaluate(self, loader: Any, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
         self.metrics = metrics
         self.eval_kwargs = kwargs
+        self.own_steps = data.own_step(self.engine, "validation_step")
         self._choose_runner()
         if not self.lean:
-            self.module = adapter_class(self.pl)(self)
+            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
         self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.validate(self.module, data, verbose=False)
-        return Evaluation(dict(zip(self.values, to_host(list(self.values.values())), strict=True)))
+            args, sources = data.sources(loader)
+            logged = self.trainer.validate(self.module, *args, **sources, verbose=False)
+        values = {k: float(v) for k, v in (logged[0] if self.own_steps and logged else {}).items()}
+        values.update(zip(self.values, to_host(list(self.values.values())), strict=True))
+        return Evaluation(values)
 
-    def predict(self, data: Iterable, kwargs: dict[str, Any]) -> Any:
+    def predict(self, loader: Any, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
+        self.own_steps = data.own_step(self.engine, "predict_step")
         self._choose_runner()
         if not self.lean:
-            self.module = adapter_class(self.pl)(self)
+            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
         self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.predict(self.module, data, return_predictions=False)
+            args, sources = data.sources(loader)
+            self.trainer.predict(self.module, *args, **sources, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
             return gather_predictions(local)
@@ -374,6 +386,7 @@ class Run:
         self._losses = []
         self._losses_final = False
         self.values = {}
+        self._logged_before = compat.metrics_snapshot(trainer) if self.own_steps else {}
         self.context.num_iterations = _count(trainer.num_training_batches)
         if self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations):
             trainer.should_stop = True
@@ -424,10 +437,11 @@ class Run:
         self._append(micro, dict(zip(values, rest, strict=True)))
 
     def _logged_values(self) -> dict[str, torch.Tensor]:
-        """The scalar epoch-level values the module has logged (``*_step`` values left out)."""
+        """The scalar epoch-level values the module has logged in this epoch (``*_step`` values
+        left out): a value it did not log in this epoch is NaN in the History."""
         return {
             name: value
-            for name, value in self.trainer.callback_metrics.items()
+            for name, value in compat.logged_since(self.trainer, self._logged_before).items()
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step")
         }
 

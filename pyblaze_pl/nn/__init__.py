@@ -25,6 +25,7 @@ from pyblaze_pl.nn.callbacks import (
     ValueTrainingCallback,
     WandbTracker,
 )
+from pyblaze_pl.nn.checkpoint import load_checkpoint_weights
 from pyblaze_pl.nn.configurable import Config, Configurable
 from pyblaze_pl.nn.data import TransformDataset, ZipDataLoader
 from pyblaze_pl.nn.engine import Engine, LightningEngine, MLEEngine, SupervisedEngine
@@ -79,4 +80,5 @@ __all__ = [
     "WandbTracker",
     "WeightedBCELoss",
     "ZipDataLoader",
+    "load_checkpoint_weights",
 ]

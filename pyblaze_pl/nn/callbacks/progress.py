@@ -73,10 +73,11 @@ def _fit(columns: int, fraction: float, status: str, elapsed: str) -> str:
 
 class _ProgressBar:
     """A bar over ``total`` steps. The live bar is drawn only on a terminal (at most 10 times a
-    second), fitted to the terminal's width; the summary line is always printed."""
+    second), fitted to the terminal's width; the summary line is always printed. Without a total
+    (data of unknown length), a step counter and the elapsed time are drawn instead of the bar."""
 
-    def __init__(self, total: int, stream: IO[str]) -> None:
-        self.total = max(total, 1)
+    def __init__(self, total: int | None, stream: IO[str]) -> None:
+        self.total = None if total is None else max(total, 1)
         self.stream = stream
         self.live = stream.isatty() if hasattr(stream, "isatty") else False
         self.current = 0
@@ -88,7 +89,7 @@ class _ProgressBar:
 
     def step(self) -> None:
         self.current += 1
-        self._redraw(force=self.current >= self.total)
+        self._redraw(force=self.total is not None and self.current >= self.total)
 
     def show(self, status: str | None, force: bool = False) -> None:
         """Shows ``status`` instead of the ETA (None: the ETA again)."""
@@ -117,8 +118,15 @@ class _ProgressBar:
             return
         now = time.monotonic()
         self._drawn_at = now
-        fraction = min(self.current / self.total, 1.0)
         elapsed = now - self.start_time
+        if self.total is None:
+            status = "" if self.status is None else f" {self.status}"
+            line = f" [{self.current} done]{status} [Elapsed {_elapsed(elapsed)}]"
+            columns = shutil.get_terminal_size().columns
+            print(_ERASE_LINE + line[: max(columns - 1, 1)], end="\r", file=self.stream, flush=True)
+            self._line_open = True
+            return
+        fraction = min(self.current / self.total, 1.0)
         if self.status is None:
             status = f"ETA {_elapsed((1 - fraction) / fraction * elapsed) if fraction else 'n/a'}"
         else:
@@ -206,7 +214,10 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback, PredictionCallback
             return
         self._validation[0] += 1
         done, total = self._validation
-        self.progress.show(f"validating {done}/{total}", force=done >= total)
+        if total is None:  # validation data of unknown length
+            self.progress.show(f"validating {done}", force=False)
+        else:
+            self.progress.show(f"validating {done}/{total}", force=done >= total)
 
     def before_predictions(self, model: nn.Module, num_iterations: int) -> None:
         if self.progress is not None:  # validation inside fit; evaluate/predict draw nothing

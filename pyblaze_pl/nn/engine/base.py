@@ -9,6 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from pyblaze_pl._lightning.data import (
+    check_datamodule,
+    check_single_loader,
+    is_datamodule,
+    provides_validation,
+)
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine import context
@@ -25,7 +31,10 @@ from pyblaze_pl.nn.results import Evaluation, History
 
 
 def check_loader(data: object, name: str) -> None:
-    """Raises unless ``data`` is an iterable of batches; an empty sized loader is refused."""
+    """Raises unless ``data`` is an iterable of batches (or a LightningDataModule); an empty sized
+    loader is refused."""
+    if is_datamodule(data):
+        return
     if not isinstance(data, Iterable):
         raise TypeError(
             f"Expected {name} to be a DataLoader (or another iterable of batches). "
@@ -48,6 +57,8 @@ def check_fit_arguments(train_data: object, val_data: object, epochs: object) ->
     check_loader(train_data, "train_data")
     if val_data is not None:
         check_loader(val_data, "val_data")
+        check_single_loader(val_data, "val_data")
+    check_datamodule(train_data, "train_dataloader", "fit")
     check_positive_int("epochs", epochs)
 
 
@@ -64,12 +75,24 @@ def collate(outputs: list[Any]) -> Any:
 
 
 def _run(
-    engine: Engine, gpu: object, callbacks: object, trainer_kwargs: object, runner: str
+    engine: Engine,
+    gpu: object,
+    callbacks: object,
+    trainer_kwargs: object,
+    runner: str,
+    data: object = None,
 ) -> Any:
     # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
     from pyblaze_pl._lightning.run import Run
 
-    return Run(engine, gpu=gpu, callbacks=callbacks, trainer_kwargs=trainer_kwargs, runner=runner)
+    return Run(
+        engine,
+        gpu=gpu,
+        callbacks=callbacks,
+        trainer_kwargs=trainer_kwargs,
+        runner=runner,
+        data=data,
+    )
 
 
 class Engine(TrainingCallback, PredictionCallback):
@@ -181,11 +204,11 @@ class Engine(TrainingCallback, PredictionCallback):
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
-        if val_data is None:
+        if not provides_validation(train_data, val_data):
             val_metrics = MetricSet()
         elif callable(kwargs.get("loss")):
             val_metrics.add("loss", kwargs["loss"])
-        return _run(self, gpu, callbacks, trainer_kwargs, runner).fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
             train_data,
             val_data,
             epochs=epochs,
@@ -216,10 +239,12 @@ class Engine(TrainingCallback, PredictionCallback):
             Evaluation(accuracy=0.56820)
         """
         check_loader(data, "data")
+        check_single_loader(data, "data")
+        check_datamodule(data, "val_dataloader", "evaluate")
         reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
         check_eval_kwargs(self, kwargs)
         metric_set = MetricSet(metrics)
-        run = _run(self, gpu, callbacks, trainer_kwargs, runner)
+        run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
         return run.evaluate(data, metric_set, kwargs)
 
     def predict(
@@ -240,8 +265,10 @@ class Engine(TrainingCallback, PredictionCallback):
             torch.Size([10000, 10])
         """
         check_loader(data, "data")
+        check_single_loader(data, "data")
+        check_datamodule(data, "predict_dataloader", "predict")
         reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
-        return _run(self, gpu, callbacks, trainer_kwargs, runner).predict(data, kwargs)
+        return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Raises a TypeError, before training, for keyword arguments of ``train`` that

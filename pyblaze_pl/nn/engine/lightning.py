@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pyblaze_pl._lightning.data import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
@@ -55,11 +56,11 @@ class LightningEngine(SupervisedEngine):
         check_fit_arguments(train_data, val_data, epochs)
         check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
-        return _run(self, gpu, callbacks, trainer_kwargs, "trainer").fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, "trainer", train_data).fit(
             train_data,
             val_data,
             epochs=epochs,
-            metrics=metric_set if val_data is not None else MetricSet(),
+            metrics=metric_set if provides_validation(train_data, val_data) else MetricSet(),
             ckpt_path=ckpt_path,
             stop_on_nonfinite=stop_on_nonfinite,
             accumulate_grad_batches=gradient_accumulation_steps,

@@ -12,6 +12,13 @@ from pyblaze_pl.nn.engine._compat import check_batch_kwargs
 from pyblaze_pl.nn.engine.base import Engine, check_positive_int
 from pyblaze_pl.nn.results import History
 
+_OTHER_BATCHES = (
+    "For batches of another shape (dicts, (x, y, weight), ...), subclass xnn.SupervisedEngine "
+    "and override eval_batch(self, data) to return (y_pred, y_true) (and batch_loss for a loss "
+    "that needs more), then set it as the model's __engine__: see 'Writing a small engine' in "
+    "docs/migration.md."
+)
+
 
 class SupervisedEngine(Engine):
     """Trains on batches ``(x, y)``: ``loss(model(x), y)``.
@@ -102,7 +109,8 @@ class SupervisedEngine(Engine):
             raise ValueError(
                 f"Expected SupervisedEngine batches to be pairs (x, y). Received: "
                 f"{type(data).__name__}"
-                + (f" of length {len(data)}." if isinstance(data, (list, tuple)) else ".")
+                + (f" of length {len(data)}. " if isinstance(data, (list, tuple)) else ". ")
+                + _OTHER_BATCHES
             )
         x, y_true = data
         return self.forward(x), y_true

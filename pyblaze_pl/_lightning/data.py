@@ -1,0 +1,181 @@
+"""Data and checkpoints in Lightning's shapes: LightningDataModules in place of loaders, several
+validation loaders, the special ``ckpt_path`` values, and which of a LightningModule's own steps
+a call runs.
+
+Nothing here imports Lightning at module level: :func:`is_datamodule` and :func:`overrides` look
+at class hierarchies, so that the plain engine code may call them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from pyblaze_pl._io import require_file
+
+_DATAMODULES = ("pytorch_lightning.core.datamodule", "lightning.pytorch.core.datamodule")
+_MODULES = ("pytorch_lightning.core.module", "lightning.pytorch.core.module")
+# ckpt_path values that Lightning resolves itself (Trainer.fit/validate/predict).
+SPECIAL_CKPT = ("last", "best", "hpc")
+
+
+def _base(obj: object, name: str, modules: tuple[str, ...]) -> type | None:
+    return next(
+        (c for c in type(obj).__mro__ if c.__name__ == name and c.__module__ in modules), None
+    )
+
+
+def is_datamodule(obj: object) -> bool:
+    """Whether ``obj`` is a LightningDataModule of either namespace (without importing Lightning).
+
+    Example:
+        >>> is_datamodule(object())
+        False
+    """
+    return _base(obj, "LightningDataModule", _DATAMODULES) is not None
+
+
+def overrides(obj: object, method: str) -> bool:
+    """Whether the LightningModule or LightningDataModule ``obj`` defines ``method`` itself
+    (rather than inheriting Lightning's default).
+
+    Example:
+        >>> overrides(object(), "predict_step")
+        False
+    """
+    base = _base(obj, "LightningDataModule", _DATAMODULES) or _base(
+        obj, "LightningModule", _MODULES
+    )
+    if base is None:
+        return False
+    return getattr(type(obj), method, None) is not getattr(base, method, None)
+
+
+def own_step(engine: Any, method: str) -> bool:
+    """Whether a call of ``engine`` runs its LightningModule's own ``method``
+    (``validation_step``, ``predict_step``): for LightningModule estimators trained by their own
+    steps (:class:`~pyblaze_pl.nn.LightningEngine`) that define it."""
+    from pyblaze_pl.nn.engine.lightning import LightningEngine
+
+    return isinstance(engine, LightningEngine) and overrides(engine.model, method)
+
+
+def provides_validation(data: object, val_data: object) -> bool:
+    """Whether a fit on ``data`` (a loader or a DataModule) with ``val_data`` validates."""
+    return val_data is not None or (is_datamodule(data) and overrides(data, "val_dataloader"))
+
+
+def check_single_loader(data: object, name: str) -> None:
+    """Refuses a list, tuple or dict of loaders (Lightning's several-dataloaders shape), which
+    the library does not combine, before any training."""
+    items = list(data.values()) if isinstance(data, Mapping) else data
+    if not isinstance(data, (list, tuple, Mapping)) or not items:
+        return
+    if all(_is_loader(item) for item in items):
+        kind = type(data).__name__
+        raise ValueError(
+            f"Expected {name} to be one loader. Received: a {kind} of {len(items)} loaders. "
+            f"Loaders are not combined: pass one as {name} and run the others in calls of "
+            f"their own (e.g. `model.evaluate(loader, metrics=...)` after training), or "
+            f"concatenate their data sets (torch.utils.data.ConcatDataset)."
+        )
+
+
+def _is_loader(obj: object) -> bool:
+    from torch.utils.data import DataLoader
+
+    return isinstance(obj, DataLoader)
+
+
+def fit_sources(run: Any, train_data: Any, val_data: Any) -> tuple[Any, ...]:
+    """The data arguments of ``Trainer.fit`` (``train_dataloaders``, ``val_dataloaders``,
+    ``datamodule``) for ``train_data`` (a loader or a DataModule) and ``val_data``.
+
+    A DataModule goes to Lightning as ``datamodule=``: Lightning calls its ``prepare_data`` and
+    ``setup("fit")`` and uses its ``train_dataloader`` and ``val_dataloader`` (and its batch
+    transfer hooks and checkpoint state). With ``val_data`` given, its ``val_dataloader`` is
+    replaced by ``val_data``.
+    """
+    if not is_datamodule(train_data):
+        return (train_data, val_data)
+    if val_data is None:
+        return (None, None, train_data)
+    return (None, None, _with_val_data(run.pl, train_data, val_data))
+
+
+def _with_val_data(pl: ModuleType, datamodule: Any, val_data: Iterable) -> Any:
+    """A DataModule that is ``datamodule`` in all but its ``val_dataloader``."""
+
+    class _WithValData(pl.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.prepare_data_per_node = datamodule.prepare_data_per_node
+
+        def prepare_data(self) -> None:
+            datamodule.prepare_data()
+
+        def setup(self, stage: str) -> None:
+            datamodule.trainer = self.trainer
+            datamodule.setup(stage)
+
+        def teardown(self, stage: str) -> None:
+            datamodule.teardown(stage)
+
+        def train_dataloader(self) -> Any:
+            return datamodule.train_dataloader()
+
+        def val_dataloader(self) -> Any:
+            return val_data
+
+        def state_dict(self) -> dict[str, Any]:
+            return datamodule.state_dict()
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            datamodule.load_state_dict(state_dict)
+
+        def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            return datamodule.on_before_batch_transfer(batch, dataloader_idx)
+
+        def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
+            return datamodule.transfer_batch_to_device(batch, device, dataloader_idx)
+
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            return datamodule.on_after_batch_transfer(batch, dataloader_idx)
+
+    _WithValData.__name__ = type(datamodule).__name__
+    return _WithValData()
+
+
+def sources(data: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The data arguments of ``Trainer.validate`` or ``Trainer.predict``: a loader goes as the
+    ``dataloaders`` argument, a DataModule as ``datamodule=`` (its ``val_dataloader`` or
+    ``predict_dataloader`` is used, after ``setup("validate")``/``setup("predict")``)."""
+    return ([], {"datamodule": data}) if is_datamodule(data) else ([data], {})
+
+
+def check_datamodule(data: Any, method: str, call: str) -> None:
+    """Refuses, before running, a DataModule without the loader method ``call`` needs."""
+    if is_datamodule(data) and not overrides(data, method):
+        raise ValueError(
+            f"Expected a LightningDataModule that defines `{method}` for {call}. Received: "
+            f"{type(data).__name__}, which does not. Define it, or pass a loader instead."
+        )
+
+
+def resolve_ckpt_path(ckpt_path: str | os.PathLike | None) -> str | None:
+    """``ckpt_path`` for ``Trainer.fit``: Lightning's special values (``"last"``, ``"best"``,
+    ``"hpc"``) are left to Lightning, which resolves them as in a plain Lightning run (``"last"``:
+    the newest ``last.ckpt`` of the call's ModelCheckpoint callbacks, or none); a path must name
+    an existing file.
+
+    Example:
+        >>> resolve_ckpt_path("last")
+        'last'
+    """
+    if ckpt_path is None:
+        return None
+    if isinstance(ckpt_path, str) and (ckpt_path in SPECIAL_CKPT):
+        return ckpt_path
+    return str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
