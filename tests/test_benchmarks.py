@@ -20,7 +20,7 @@ def test_benchmark_suite_quick_run(tmp_path):
             "--workloads",
             "a,b,c",
             "--contenders",
-            "hand,lightning,pyblaze_pl",
+            "hand,lightning,pyblaze_pl,pyblaze_pl_trainer",
             "--output",
             str(output),
         ],
@@ -32,4 +32,5 @@ def test_benchmark_suite_quick_run(tmp_path):
     text = output.read_text()
     for heading in ("## Workload (a)", "## Workload (b)", "## Workload (c)"):
         assert heading in text
-    assert "| pyblaze_pl `fit` |" in text
+    assert "| pyblaze_pl `fit` (runner='auto': the lean runner) |" in text
+    assert "| pyblaze_pl `fit`, runner='trainer' |" in text
