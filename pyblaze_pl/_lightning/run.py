@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning import compat, namespace, resume
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -151,6 +151,7 @@ class Run:
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
+        self._resumed: dict[str, Any] | None = None  # this rank's state from a checkpoint
 
     # the three calls
     def fit(
@@ -185,6 +186,9 @@ class Run:
                 k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
             }
         self.trainer = self.pl.Trainer(**self._trainer_options(**options))
+        if ckpt_path is not None:
+            hooks = next(c for c in self.trainer.callbacks if isinstance(c, _Hooks))
+            resume.check_checkpoint(ckpt_path, self.module, train_data, hooks.state_key)
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
@@ -281,6 +285,9 @@ class Run:
     def start_epoch(self) -> None:
         trainer = self.trainer
         self._flush_pending()
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:  # the checkpoint was written before its epoch was recorded
+            resume.restore_rng(resumed["rng"])
         self._losses = []
         self._losses_final = False
         self.values = {}
@@ -376,11 +383,31 @@ class Run:
             numbers = to_host([torch.stack(self._losses), *values.values()])
             micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
             epoch = {"micro": micro, "values": dict(zip(values, rest, strict=True))}
-        return {"duration": self.history.duration, "metrics": self.history._metrics, "epoch": epoch}
+        return {
+            "duration": self.history.duration,
+            "metrics": self.history._metrics,
+            "epoch": epoch,
+            **resume.rank_states(self.trainer, [] if self._losses_final else to_host(self._losses)),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = History(state["duration"], state["metrics"])
         self._pending = state.get("epoch", state.get("pending"))
+        self._resumed = resume.load_rank_state(self.trainer, state, self._pending is not None)
+
+    def resume_mid_epoch(self) -> None:
+        """Continues an epoch that a checkpoint interrupted: its batch losses so far, then the
+        random number generators as they were after its last batch."""
+        resumed = self._resumed
+        if not resumed or not resumed["partial"]:
+            return
+        self._resumed = None
+        self.start_epoch()
+        device = self.module.device
+        self._losses = [
+            torch.tensor(v, dtype=torch.float64, device=device) for v in resumed["partial"]
+        ]
+        resume.restore_rng(resumed["rng"])
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, None
@@ -456,6 +483,7 @@ class _Hooks:
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
         self.run.dispatch.before_training(trainer.max_epochs)
+        self.run.resume_mid_epoch()  # Lightning calls no on_train_epoch_start for that epoch
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.start_epoch()
