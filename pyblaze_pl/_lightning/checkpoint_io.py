@@ -76,8 +76,9 @@ def with_atomic_checkpoints(pl: ModuleType, options: dict[str, Any]) -> dict[str
     return {**options, "plugins": [*plugins, atomic_checkpoint_io_class(pl)()]}
 
 
-def check_checkpoint(path: str | os.PathLike) -> None:
-    """Raises a ValueError naming ``path`` and what it is, unless it is a Lightning checkpoint.
+def check_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    """Returns the Lightning checkpoint at ``path``; raises a ValueError naming ``path`` and what
+    it is if it is not one.
 
     The file is read with ``weights_only=True`` (tensors memory-mapped where the format allows), so
     nothing in it runs. A Lightning checkpoint is a dict with ``'state_dict'`` and the Trainer's
@@ -116,7 +117,7 @@ def check_checkpoint(path: str | os.PathLike) -> None:
     if not isinstance(content, Mapping):
         raise ValueError(f"{expected}, which holds a {type(content).__name__}, not a checkpoint.")
     if "state_dict" in content and ("loops" in content or "epoch" in content):
-        return
+        return content
     keys = list(content)
     shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
     if keys and all(isinstance(v, torch.Tensor) for v in content.values()):

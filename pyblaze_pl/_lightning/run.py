@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pyblaze_pl._lightning import compat, data, features, namespace
+from pyblaze_pl._lightning import compat, data, features, namespace, resume
 from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
 from pyblaze_pl._lightning.data import is_datamodule
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
@@ -177,6 +177,7 @@ class Run:
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
         self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
+        self._resumed: dict[str, Any] | None = None  # this rank's state from a checkpoint
 
     @functools.cached_property
     def pl(self) -> ModuleType:
@@ -244,8 +245,9 @@ class Run:
         self.epochs = epochs
         self.own_steps = isinstance(self.engine, LightningEngine)
         ckpt_path = data.resolve_ckpt_path(ckpt_path)
+        checkpoint = None
         if ckpt_path is not None and ckpt_path not in data.SPECIAL_CKPT:
-            check_checkpoint(ckpt_path)  # before Lightning loads it (older ones: unsafely)
+            checkpoint = check_checkpoint(ckpt_path)  # before Lightning loads it (older: unsafely)
         options: dict[str, Any] = {"max_epochs": epochs}
         self._choose_runner(ckpt_path)
         if self.own_steps:
@@ -258,6 +260,9 @@ class Run:
                 k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
             }
         self.trainer = self._new_trainer(**options)
+        if checkpoint is not None:
+            hooks = next(c for c in self.trainer.callbacks if isinstance(c, _Hooks))
+            resume.check_checkpoint(checkpoint, ckpt_path, self.module, train_data, hooks.state_key)
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
@@ -383,6 +388,9 @@ class Run:
         if features.is_extra_epoch(self):  # not a training epoch (SWA's batch-norm pass)
             return
         self._flush_pending()
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:  # the checkpoint was written before its epoch was recorded
+            resume.restore_rng(resumed["rng"])
         self._losses = []
         self._losses_final = False
         self.values = {}
@@ -482,11 +490,31 @@ class Run:
             numbers = to_host([torch.stack(self._losses), *values.values()])
             micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
             epoch = {"micro": micro, "values": dict(zip(values, rest, strict=True))}
-        return {"duration": self.history.duration, "metrics": self.history._metrics, "epoch": epoch}
+        return {
+            "duration": self.history.duration,
+            "metrics": self.history._metrics,
+            "epoch": epoch,
+            **resume.rank_states(self.trainer, [] if self._losses_final else to_host(self._losses)),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = History(state["duration"], state["metrics"])
         self._pending = state.get("epoch", state.get("pending"))
+        self._resumed = resume.load_rank_state(self.trainer, state, self._pending is not None)
+
+    def resume_mid_epoch(self) -> None:
+        """Continues an epoch that a checkpoint interrupted: its batch losses so far, then the
+        random number generators as they were after its last batch."""
+        resumed = self._resumed
+        if not resumed or not resumed["partial"]:
+            return
+        self._resumed = None
+        self.start_epoch()
+        device = self.module.device
+        self._losses = [
+            torch.tensor(v, dtype=torch.float64, device=device) for v in resumed["partial"]
+        ]
+        resume.restore_rng(resumed["rng"])
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, None
@@ -565,6 +593,7 @@ class _Hooks:
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
         self.run.dispatch.before_training(self.run.epochs)
+        self.run.resume_mid_epoch()  # Lightning calls no on_train_epoch_start for that epoch
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.start_epoch()

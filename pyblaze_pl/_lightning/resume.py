@@ -1,0 +1,245 @@
+"""Exact resumes: random number generator states in checkpoints, and checkpoints that fit the model.
+
+A checkpoint holds the state of every random number generator that training draws from (torch's
+CPU generator, each CUDA device's generator where CUDA is in use, numpy's and Python's ``random``)
+as they were when it was written. Restoring them at the matching point of the resumed run makes
+shuffling (a ``DataLoader(shuffle=True)`` draws its order from torch's global generator) and
+dropout draw the same numbers as in the uninterrupted run.
+
+Everything here is plain torch, numpy and Python; the states are stored as tensors, numbers and
+lists so that checkpoints still load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def capture_rng() -> dict[str, Any]:
+    """The states of the random number generators that training draws from.
+
+    Returns:
+        A dict with ``torch`` (CPU generator state), ``numpy``, ``python`` and, when CUDA is in use
+        in this process, ``cuda`` (one state per device). CUDA is never initialised for it.
+
+    Example:
+        >>> state = capture_rng()
+        >>> a = torch.rand(1)
+        >>> restore_rng(state)
+        >>> bool(torch.rand(1) == a)
+        True
+    """
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Sets the random number generators to a state from :func:`capture_rng`.
+
+    Args:
+        state: What :func:`capture_rng` returned (possibly after a save and a load).
+
+    Example:
+        >>> state = capture_rng()
+        >>> restore_rng(state)
+    """
+    torch.set_rng_state(state["torch"])
+    saved = state["numpy"]
+    np.random.set_state(
+        (
+            saved["kind"],
+            saved["keys"].numpy().astype(np.uint32),
+            saved["position"],
+            saved["has_gauss"],
+            saved["cached"],
+        )
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["internal"]), python["gauss"]))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available():
+        for device, device_state in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state, device)
+
+
+def check_weights(
+    expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any], *, strict: bool, source: str
+) -> None:
+    """Raises unless the checkpoint's weights ``saved`` fit the module whose state is ``expected``.
+
+    Checked before anything is loaded, so that a wrong checkpoint leaves the weights unchanged.
+
+    Args:
+        expected: The module's ``state_dict()``.
+        saved: The checkpoint's ``state_dict``.
+        strict: Whether names must match exactly (Lightning's ``strict_loading``); shapes are
+            always checked.
+        source: The checkpoint, for the message.
+
+    Raises:
+        ValueError: Naming the first parameter that is missing, unexpected or of another shape.
+
+    Example:
+        >>> check_weights({"w": torch.zeros(2)}, {"w": torch.ones(2)}, strict=True, source="x")
+    """
+
+    def fail(problem: str) -> None:
+        raise ValueError(
+            f"Expected a checkpoint of this model. Received: {source}, which {problem}. Resume "
+            f"with a checkpoint written by the same model class and configuration; nothing was "
+            f"loaded."
+        )
+
+    if strict:
+        missing = _first(name for name in expected if name not in saved)
+        if missing is not None:
+            fail(f"has no {missing!r} (its first names: {_names(saved)})")
+        unexpected = _first(name for name in saved if name not in expected)
+        if unexpected is not None:
+            fail(
+                f"has {unexpected!r}, which the model does not have (the model's first names: "
+                f"{_names(expected)})"
+            )
+    for name, value in expected.items():
+        other = saved.get(name)
+        tensors = isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor)
+        if tensors and value.shape != other.shape:
+            fail(
+                f"has {name!r} of shape {tuple(other.shape)}, where the model has "
+                f"{tuple(value.shape)}"
+            )
+
+
+def _first(names: Iterable[str]) -> str | None:
+    return next(iter(names), None)
+
+
+def _names(state: Mapping[str, Any], count: int = 4) -> str:
+    names = list(state)
+    shown = ", ".join(repr(n) for n in names[:count])
+    return shown + (", ..." if len(names) > count else "") if names else "none"
+
+
+def warn_inexact_mid_epoch(epoch: int, batches: int, loader: object) -> None:
+    """Warns that a checkpoint written mid-epoch cannot resume exactly with ``loader``."""
+    warnings.warn(
+        f"Resuming from a checkpoint written in the middle of epoch {epoch + 1} (after {batches} "
+        f"batches) with a train loader that cannot restore its position "
+        f"({type(loader).__name__} has no state_dict/load_state_dict, or the checkpoint holds "
+        f"no loader state): the epoch's remaining batches will not be the ones an uninterrupted "
+        f"run trains on. For exact mid-epoch resumes, train with "
+        f"torchdata.stateful_dataloader.StatefulDataLoader (pip install torchdata) from the "
+        f"start; or resume from a checkpoint written at the end of an epoch.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def is_stateful(loader: object) -> bool:
+    """Whether Lightning can save and restore ``loader``'s position (``state_dict`` and
+    ``load_state_dict``, as torchdata's ``StatefulDataLoader`` has)."""
+    return callable(getattr(loader, "state_dict", None)) and callable(
+        getattr(loader, "load_state_dict", None)
+    )
+
+
+def rank_states(trainer: Any, partial: list[float]) -> dict[str, Any]:
+    """What a checkpoint needs from every process: its generators' states and the batch losses of
+    an unfinished epoch (``partial``, this process's own).
+
+    Lightning builds the checkpoint on every process (``Trainer.save_checkpoint`` must be called
+    by all of them) and process 0 writes it, so with several processes the states are gathered
+    here, once per checkpoint.
+    """
+    local = {"rng": capture_rng(), "partial": partial}
+    ranks: list[Any] = [local]
+    if trainer.world_size > 1:
+        ranks = [None] * trainer.world_size
+        torch.distributed.all_gather_object(ranks, local)
+    return {"ranks": ranks, "stateful_loader": is_stateful(trainer.train_dataloader)}
+
+
+def load_rank_state(
+    trainer: Any, state: Mapping[str, Any], unrecorded: bool
+) -> dict[str, Any] | None:
+    """This process's part of :func:`rank_states`, from a checkpoint being loaded.
+
+    The generators must be restored right before the first random draw that follows the
+    checkpoint in an uninterrupted run (Lightning 2.4 to 2.6 order, checked empirically by
+    ``tests/test_exact_resume.py``):
+
+    - written after the epoch was recorded (``ModelCheckpoint`` at the end of a training epoch):
+      the resumed run creates the next epoch's loader iterator, which draws the shuffling seed,
+      right after loading, so the generators are restored here, at once;
+    - written after the epoch's batches but before its record (``unrecorded``: when validation
+      ends): the resumed run first closes that epoch, with an iterator it discards, and creates
+      the next epoch's iterator after ``on_train_epoch_start``: :meth:`Run.start_epoch` restores;
+    - written in the middle of an epoch (``partial`` losses): Lightning restores the loader's
+      position and continues; :meth:`Run.resume_mid_epoch` restores just before the next batch.
+
+    Returns:
+        This process's state when it is to be restored later, else ``None``.
+    """
+    ranks = state.get("ranks")
+    if not ranks:  # written by an earlier release
+        return None
+    if len(ranks) != trainer.world_size:
+        warnings.warn(
+            f"Expected a checkpoint written by as many processes as this run has "
+            f"({trainer.world_size}). Received: one written by {len(ranks)}; random number "
+            f"generators are not restored, so the resumed run will differ from an uninterrupted "
+            f"one.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    mine = ranks[trainer.global_rank]
+    if mine["partial"] or unrecorded:
+        return mine
+    restore_rng(mine["rng"])
+    return None
+
+
+def check_checkpoint(
+    checkpoint: Mapping[str, Any],
+    path: str,
+    module: torch.nn.Module,
+    train_data: object,
+    state_key: str,
+) -> None:
+    """Before training: refuses a checkpoint (read from ``path``) whose weights do not fit
+    ``module``, and warns when a checkpoint written mid-epoch cannot resume exactly with
+    ``train_data``."""
+    saved = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(saved, Mapping):
+        raise ValueError(
+            f"Expected a Lightning checkpoint (a dict with the model's 'state_dict'). Received: "
+            f"{path}, which has none."
+        )
+    strict = bool(getattr(module, "strict_loading", True))
+    check_weights(module.state_dict(), saved, strict=strict, source=path)
+    ours = checkpoint.get("callbacks", {}).get(state_key) or {}
+    ranks = ours.get("ranks") or [{}]
+    partial = ranks[0].get("partial")
+    if partial and not (ours.get("stateful_loader") and is_stateful(train_data)):
+        warn_inexact_mid_epoch(int(checkpoint.get("epoch", 0)), len(partial), train_data)
