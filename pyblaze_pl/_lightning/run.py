@@ -27,6 +27,7 @@ from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._dispatch import Dispatch
+from pyblaze_pl.nn.callbacks._modes import model_mode
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine import context as batch_context
 from pyblaze_pl.nn.engine._devices import fast_cuda_checks, resolve_gpu
@@ -151,6 +152,9 @@ class Run:
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
+        # PyBlaze's model modes at its hooks (see nn/callbacks/_modes.py)
+        self.user_training = getattr(self.model, "training", None)
+        self.validated = False  # the current (or last) epoch ran validation: eval mode
 
     # the three calls
     def fit(
@@ -285,8 +289,12 @@ class Run:
         self._losses_final = False
         self.values = {}
         self.context.num_iterations = _count(trainer.num_training_batches)
-        if self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations):
+        with self.pyblaze_mode():
+            stop = self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations)
+        if stop:
             trainer.should_stop = True
+        else:
+            self.validated = False
         self._sync_stop()
 
     def add_batch_loss(self, outputs: Any) -> None:
@@ -343,7 +351,9 @@ class Run:
         record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
         self.history._metrics.append(record)
         summary = Evaluation({k: v for k, v in record.items() if k != "micro_train_loss"})
-        if self.dispatch.after_epoch(summary):
+        with self.pyblaze_mode():
+            stop = self.dispatch.after_epoch(summary)
+        if stop:
             self.trainer.should_stop = True
         bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
         if self.stop_on_nonfinite and bad is not None:
@@ -357,6 +367,10 @@ class Run:
             self.trainer.should_stop = True
         # Every rank sees the same History; a callback that decides otherwise stops them all.
         self._sync_stop()
+
+    def pyblaze_mode(self) -> Any:
+        """PyBlaze's model mode for a training hook: eval after an epoch with validation."""
+        return model_mode(self.model, False if self.validated else None)
 
     def _sync_stop(self) -> None:
         """Several processes (DDP): if one stops, all stop, at the same epoch."""
@@ -468,7 +482,8 @@ class _Hooks:
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.run._flush_pending()
-        self.run.dispatch.after_training(prints=trainer.is_global_zero)
+        with self.run.pyblaze_mode():
+            self.run.dispatch.after_training(prints=trainer.is_global_zero)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
@@ -494,7 +509,9 @@ class _Hooks:
         if not trainer.sanity_checking:
             self.run.metrics.to(pl_module.device)
             self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
-            self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
+            fitting = trainer.state.fn == "fit"  # PyBlaze: before model.eval()
+            with model_mode(self.run.model, True if fitting else self.run.user_training):
+                self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
         if trainer.state.fn != "fit":
             self.run.context.start()
 
@@ -514,6 +531,7 @@ class _Hooks:
         run = self.run
         values = run.metrics.compute()
         if trainer.state.fn == "fit":
+            run.validated = True
             # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
             if run._losses_final:
                 self._log_train_loss(pl_module)

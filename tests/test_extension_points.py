@@ -1,0 +1,146 @@
+"""Custom engines and callbacks written for PyBlaze migrate unchanged (issue 15).
+
+Where the 2.x API applies, PyBlaze 2.3.2 runs side by side (the ``pnn`` fixture; skipped when it
+is not installed, see tests/test_parity_pyblaze.py). v1-only behaviour is compared with what the
+v1 source does (``borchero/pyblaze`` at ``1a8f672``), cited in a comment.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from conftest import make_dataset, make_loader
+from torch import nn, optim
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import pyblaze_pl.nn as xnn
+import pyblaze_pl.nn.functional as X
+
+
+@pytest.fixture
+def pnn() -> Any:
+    """PyBlaze 2.3.2's ``pyblaze.nn`` with torch's Dataset helpers put back after importing it."""
+    names = ("loader", "random_split", "split")
+    before = {name: Dataset.__dict__.get(name) for name in names}
+    module = pytest.importorskip("pyblaze.nn", reason="PyBlaze 2.3.2 is installed test-only.")
+    for name, value in before.items():
+        if value is None:
+            if name in Dataset.__dict__:
+                delattr(Dataset, name)
+        else:
+            setattr(Dataset, name, value)
+    return module
+
+
+def regression_loader(n: int = 32, batch_size: int = 8, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=generator)
+    y = x.sum(1, keepdim=True) + 0.1 * torch.randn(n, 1, generator=generator)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+class BNNet(xnn.Estimator, nn.Module):
+    __engine__ = xnn.SupervisedEngine
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def bn_net() -> BNNet:
+    torch.manual_seed(0)
+    return BNNet()
+
+
+# --- 1. model mode at every hook ----------------------------------------------------------------
+
+
+def recorder(training_base: type, prediction_base: type, model: nn.Module, probe: torch.Tensor):
+    """A callback recording the model's mode at every hook; after_epoch and after_training run
+    the model on ``probe`` (updating BatchNorm statistics in train mode)."""
+
+    class Recorder(training_base, prediction_base):
+        def __init__(self) -> None:
+            self.log: list[tuple[str, bool]] = []
+            self.outputs: list[torch.Tensor] = []
+
+        def _note(self, hook: str) -> None:
+            self.log.append((hook, model.training))
+
+        def before_training(self, m: Any, num_epochs: int) -> None:
+            self._note("before_training")
+
+        def before_epoch(self, current: int, num_iterations: Any) -> None:
+            self._note("before_epoch")
+
+        def after_batch(self, *args: Any) -> None:
+            self._note("after_batch")
+
+        def after_epoch(self, metrics: Any) -> None:
+            self._note("after_epoch")
+            with torch.no_grad():
+                self.outputs.append(model(probe))
+
+        def after_training(self) -> None:
+            self._note("after_training")
+            with torch.no_grad():
+                self.outputs.append(model(probe))
+
+        def before_predictions(self, m: Any, num_iterations: Any) -> None:
+            self._note("before_predictions")
+
+        def after_predictions(self) -> None:
+            self._note("after_predictions")
+
+    return Recorder()
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val):
+    probe = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    theirs_model = copy.deepcopy(bn_net().layers)
+    ours = bn_net()
+    theirs_cb = recorder(pnn.TrainingCallback, pnn.PredictionCallback, theirs_model, probe)
+    ours_cb = recorder(xnn.TrainingCallback, xnn.PredictionCallback, ours, probe)
+    val = regression_loader(16, seed=1) if with_val else None
+    pnn.MLEEngine(theirs_model).train(
+        regression_loader(), val, epochs=2, callbacks=[theirs_cb], gpu=False,
+        optimizer=optim.SGD(theirs_model.parameters(), lr=0.1), loss=nn.MSELoss(),
+    )  # fmt: skip
+    ours.fit(
+        regression_loader(), val, epochs=2, callbacks=[ours_cb], gpu=False,
+        optimizer=optim.SGD(ours.parameters(), lr=0.1), loss=nn.MSELoss(),
+    )  # fmt: skip
+    assert ours_cb.log == theirs_cb.log
+    if with_val:  # eval mode after validation, as PyBlaze
+        assert ("after_epoch", False) in ours_cb.log
+    # BatchNorm statistics: the callback's forward passes updated them exactly as in PyBlaze
+    bn_theirs, bn_ours = theirs_model[1], ours.layers[1]
+    assert int(bn_ours.num_batches_tracked) == int(bn_theirs.num_batches_tracked)
+    assert int(bn_ours.num_batches_tracked) == 8 + (0 if with_val else 3)
+    torch.testing.assert_close(bn_ours.running_mean, bn_theirs.running_mean)
+    for mine, theirs in zip(ours_cb.outputs, theirs_cb.outputs, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_model_mode_keeps_a_frozen_submodule_in_eval_mode():
+    model = bn_net()
+    model.layers[1].eval()  # frozen by the user; Lightning keeps it so during training
+    seen = []
+
+    class Probe(xnn.TrainingCallback):
+        def after_epoch(self, metrics: Any) -> None:
+            seen.append((model.training, model.layers[1].training))
+
+    model.fit(
+        regression_loader(), regression_loader(16, seed=1), epochs=1, callbacks=[Probe()],
+        gpu=False, optimizer=optim.SGD(model.parameters(), lr=0.1), loss=nn.MSELoss(),
+    )  # fmt: skip
+    assert seen == [(False, False)]
+    assert model.layers[1].training is False
