@@ -144,3 +144,126 @@ def test_model_mode_keeps_a_frozen_submodule_in_eval_mode():
     )  # fmt: skip
     assert seen == [(False, False)]
     assert model.layers[1].training is False
+
+
+# --- 2. collate_predictions / collate_targets shape the metrics (v1) ---------------------------
+
+
+class Logistic(xnn.Estimator, nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)
+
+
+class SigmoidEngine(xnn.SupervisedEngine):
+    """v1-style: ``collate_predictions`` turns logits into probabilities for the metrics."""
+
+    def collate_predictions(self, predictions: list[torch.Tensor]) -> torch.Tensor:
+        return torch.sigmoid(torch.cat(predictions))
+
+
+def binary_loader() -> DataLoader:
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(40, 4, generator=generator)
+    y = (x[:, 0] > 0).float()
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def brier(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+    return ((y_pred - y_true) ** 2).mean()
+
+
+def test_collate_predictions_override_shapes_evaluation_metrics_as_v1():
+    torch.manual_seed(0)
+    model = Logistic()
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor([[4.0, 0.0, 0.0, 0.0]]))
+        model.linear.bias.zero_()
+    engine = SigmoidEngine(model)
+    metrics = {"accuracy": X.accuracy, "brier": brier, "auc": X.roc_auc_score}
+    result = engine.evaluate(binary_loader(), metrics=metrics, gpu=False)
+    # v1 pyblaze/nn/engine/base.py, BaseEngine.evaluate: every metric gets
+    # f(collate_predictions(predictions), collate_targets(targets)) once.
+    x, y = binary_loader().dataset.tensors
+    with torch.no_grad():
+        probabilities = torch.sigmoid(model(x))
+    assert result["accuracy"] == pytest.approx(1.0)
+    assert result["accuracy"] == pytest.approx(float(X.accuracy(probabilities, y)))
+    assert result["brier"] == pytest.approx(float(brier(probabilities, y)), abs=1e-6)
+    assert result["auc"] == pytest.approx(float(X.roc_auc_score(probabilities, y)), abs=1e-6)
+
+
+def test_collate_targets_override_is_used_in_fit_validation():
+    class OneHot(xnn.SupervisedEngine):
+        def collate_targets(self, targets: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(targets).argmax(-1)
+
+    generator = torch.Generator().manual_seed(2)
+    x, labels = (
+        torch.randn(30, 8, generator=generator),
+        torch.randint(0, 3, (30,), generator=generator),
+    )
+    loader = DataLoader(TensorDataset(x, nn.functional.one_hot(labels, 3).float()), batch_size=8)
+    torch.manual_seed(0)
+    model = nn.Linear(8, 3)
+    history = OneHot(model).train(
+        loader, loader, epochs=1, gpu=False, metrics={"accuracy": X.accuracy},
+        optimizer=optim.SGD(model.parameters(), lr=0.0), loss=nn.CrossEntropyLoss(),
+    )  # fmt: skip
+    with torch.no_grad():
+        expected = float(X.accuracy(model(x), labels))
+        loss = float(nn.functional.cross_entropy(model(x), labels))
+    assert history.val_accuracy == [pytest.approx(expected)]
+    assert history.val_loss == [pytest.approx(loss, abs=1e-6)]  # the loss sees them too (v1)
+
+
+def test_default_collate_keeps_streaming():
+    assert not xnn.SupervisedEngine(nn.Linear(1, 1)).collates_evaluations()
+    assert SigmoidEngine(nn.Linear(1, 1)).collates_evaluations()
+
+
+# --- 8. tuple model outputs, vector metrics -----------------------------------------------------
+
+
+def test_tuple_outputs_with_collate_predictions_reach_the_metrics():
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mean, self.scale = nn.Linear(4, 1), nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.mean(x), self.scale(x)
+
+    class MeanOnly(xnn.SupervisedEngine):
+        def batch_loss(self, data: Any, loss: Any) -> torch.Tensor:
+            (mean, _), y = self.eval_batch(data)
+            return loss(mean, y)
+
+        def collate_predictions(self, predictions: list[Any]) -> torch.Tensor:
+            return torch.cat([mean for mean, _ in predictions])
+
+    torch.manual_seed(0)
+    model = TwoHeads()
+    loader = regression_loader()
+    history = MeanOnly(model).train(
+        loader, loader, epochs=1, gpu=False, metrics={"mse": nn.functional.mse_loss},
+        optimizer=optim.SGD(model.parameters(), lr=0.0), loss=nn.MSELoss(),
+    )  # fmt: skip
+    x, y = loader.dataset.tensors
+    with torch.no_grad():
+        expected = float(nn.functional.mse_loss(model.mean(x), y))
+    assert history.val_mse == [pytest.approx(expected, abs=1e-6)]
+    assert history.val_loss == [pytest.approx(expected, abs=1e-6)]
+
+
+def test_vector_metric_is_refused_with_a_clear_message():
+    model = nn.Linear(8, 3)
+    loader = make_loader(make_dataset(32))
+    per_class = {
+        "per_class": lambda p, t: (p.argmax(-1) == t).float().reshape(-1, 1).mean(0).repeat(3)
+    }
+    with pytest.raises(ValueError, match=r"metrics\['per_class'\] to compute one number.*\(3,\)"):
+        xnn.SupervisedEngine(model).evaluate(loader, metrics=per_class, gpu=False)

@@ -67,6 +67,16 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, Mapping):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
 def _count(batches: Any) -> int | None:
     """Lightning's batch count (a number, ``inf`` or a list of them) as PyBlaze's ``int | None``."""
     total = sum(batches) if isinstance(batches, list) else batches
@@ -149,6 +159,7 @@ class Run:
         self.interrupts = InterruptGuard()
         self.predictions: list[Any] = []
         self.values: dict[str, torch.Tensor] = {}  # this epoch's validation values
+        self.collated: list[Any] | None = None  # eval outputs kept for the engine's collate_*
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
@@ -372,6 +383,15 @@ class Run:
         """PyBlaze's model mode for a training hook: eval after an epoch with validation."""
         return model_mode(self.model, False if self.validated else None)
 
+    def update_collated(self) -> None:
+        """PyBlaze v1: metrics receive ``collate_predictions``/``collate_targets`` of all the
+        evaluation's outputs (only when the engine overrides them; else they stream)."""
+        outputs, self.collated = self.collated, None
+        if outputs:
+            y_pred = self.engine.collate_predictions([output[0] for output in outputs])
+            y_true = self.engine.collate_targets([output[1] for output in outputs])
+            self.metrics.update(y_pred, y_true)
+
     def _sync_stop(self) -> None:
         """Several processes (DDP): if one stops, all stop, at the same epoch."""
         trainer = self.trainer
@@ -509,6 +529,7 @@ class _Hooks:
         if not trainer.sanity_checking:
             self.run.metrics.to(pl_module.device)
             self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
+            self.run.collated = [] if self.run.engine.collates_evaluations() else None
             fitting = trainer.state.fn == "fit"  # PyBlaze: before model.eval()
             with model_mode(self.run.model, True if fitting else self.run.user_training):
                 self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
@@ -522,13 +543,18 @@ class _Hooks:
             return
         run = self.run
         if len(run.metrics):
-            run.metrics.update(*(run.engine.eval_batch(batch) if run.own_steps else outputs))
+            output = run.engine.eval_batch(batch) if run.own_steps else outputs
+            if run.collated is not None:
+                run.collated.append(_detached(output))
+            else:
+                run.metrics.update(*output)
         run.dispatch.after_prediction_batch()
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
         run = self.run
+        run.update_collated()
         values = run.metrics.compute()
         if trainer.state.fn == "fit":
             run.validated = True

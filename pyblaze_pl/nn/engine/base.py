@@ -249,8 +249,29 @@ class Engine(TrainingCallback, PredictionCallback):
         return self.forward(data)
 
     def collate_predictions(self, predictions: list[Any]) -> Any:
-        """Combines the outputs of :meth:`predict_batch` (default: concatenation)."""
+        """Combines the outputs of :meth:`predict_batch` (default: concatenation).
+
+        As in PyBlaze v1, an engine that overrides this method or :meth:`collate_targets` also
+        shapes what evaluation metrics receive: they are called once per evaluation with
+        ``collate_predictions([y_pred of every batch])`` and ``collate_targets([y_true of every
+        batch])`` (the batches are kept until then). Without an override, metrics are updated
+        batch by batch (streaming).
+        """
         return collate(predictions)
+
+    def collate_targets(self, targets: list[Any]) -> Any:
+        """Combines the targets returned by :meth:`eval_batch` for the metrics (default:
+        concatenation); see :meth:`collate_predictions`."""
+        return collate(targets)
+
+    def collates_evaluations(self) -> bool:
+        """Whether metrics receive the collated outputs of a whole evaluation: true when the
+        engine overrides :meth:`collate_predictions` or :meth:`collate_targets` (PyBlaze v1)."""
+        cls = type(self)
+        return (
+            cls.collate_predictions is not Engine.collate_predictions
+            or cls.collate_targets is not Engine.collate_targets
+        )
 
     # helpers for train_batch
     def forward(self, x: Any) -> Any:
