@@ -142,6 +142,8 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback):
         print(f"Epoch {current + 1}/{self.num_epochs}:", file=stream, flush=True)
         self.progress = _ProgressBar(num_iterations, stream)
 
+    after_batch_receives = "tensor"  # no host sync per batch
+
     def after_batch(self, train_loss: Any) -> None:
         if self.progress is not None:
             self.progress.step()
