@@ -385,3 +385,75 @@ def test_library_callbacks_and_opt_in_callbacks_keep_the_tensor(net):
         ("BatchProgressLogger", False),
         ("Losses", True),
     ]
+
+
+# --- 6, 7. v1-style SupervisedEngine subclasses; self.device -----------------------------------
+
+
+class V1Clipped(xnn.SupervisedEngine):
+    """A v1-style override (v1 pyblaze/nn/engine/base.py, BaseEngine.train, calls
+    ``self.train_batch(item, **kwargs)`` with exactly the keyword arguments of ``train``)."""
+
+    devices: list[torch.device] = []
+
+    def train_batch(self, data, optimizer=None, loss=None, max_norm=1.0):
+        x, y = data
+        type(self).devices.append(self.device)
+        optimizer.zero_grad()
+        value = loss(self.model(x.to(self.device)), y.to(self.device))
+        value.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        optimizer.step()
+        return value.item()
+
+
+def hand_clipped(model: nn.Module, loader: DataLoader, max_norm: float, epochs: int) -> list:
+    optimizer = optim.SGD(model.parameters(), lr=0.5)
+    losses = []
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            value = nn.functional.mse_loss(model(x), y)
+            value.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            optimizer.step()
+            losses.append(value.item())
+    return losses
+
+
+@pytest.mark.parametrize("extra", [{}, {"max_norm": 0.5}])
+def test_v1_style_train_batch_override_gets_only_its_own_keywords(extra):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    reference = copy.deepcopy(model)
+    V1Clipped.devices = []
+    history = V1Clipped(model).train(
+        regression_loader(), epochs=2, gpu=False,
+        optimizer=optim.SGD(model.parameters(), lr=0.5), loss=nn.MSELoss(), **extra,
+    )  # fmt: skip
+    expected = hand_clipped(reference, regression_loader(), extra.get("max_norm", 1.0), 2)
+    assert history.micro_train_loss == pytest.approx(expected, abs=1e-6)
+    torch.testing.assert_close(model.weight, reference.weight)
+    assert V1Clipped.devices == [torch.device("cpu")] * 8  # self.device inside a custom engine
+
+
+def test_v1_style_override_refuses_keywords_it_does_not_take_before_training():
+    model = nn.Linear(4, 1)
+    with pytest.raises(
+        TypeError, match=r"(?s)V1Clipped\.train_batch.*gradient_accumulation_steps=2"
+    ):
+        V1Clipped(model).train(
+            regression_loader(), epochs=1, gpu=False, gradient_accumulation_steps=2,
+            optimizer=optim.SGD(model.parameters(), lr=0.5), loss=nn.MSELoss(),
+        )  # fmt: skip
+    with pytest.raises(TypeError, match=r"(?s)V1Clipped\.train_batch.*max_nrom=0\.5"):
+        V1Clipped(model).train(
+            regression_loader(), epochs=1, gpu=False, max_nrom=0.5,
+            optimizer=optim.SGD(model.parameters(), lr=0.5), loss=nn.MSELoss(),
+        )  # fmt: skip
+
+
+def test_engine_device_outside_and_inside_a_call():
+    model = nn.Linear(4, 1)
+    engine = xnn.SupervisedEngine(model)
+    assert engine.device == torch.device("cpu")  # outside a call: the model's device
