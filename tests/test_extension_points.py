@@ -8,7 +8,7 @@ v1 source does (``borchero/pyblaze`` at ``1a8f672``), cited in a comment.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -394,7 +394,7 @@ class V1Clipped(xnn.SupervisedEngine):
     """A v1-style override (v1 pyblaze/nn/engine/base.py, BaseEngine.train, calls
     ``self.train_batch(item, **kwargs)`` with exactly the keyword arguments of ``train``)."""
 
-    devices: list[torch.device] = []
+    devices: ClassVar[list[torch.device]] = []
 
     def train_batch(self, data, optimizer=None, loss=None, max_norm=1.0):
         x, y = data
@@ -457,3 +457,25 @@ def test_engine_device_outside_and_inside_a_call():
     model = nn.Linear(4, 1)
     engine = xnn.SupervisedEngine(model)
     assert engine.device == torch.device("cpu")  # outside a call: the model's device
+
+
+# --- 9. predict with a DataLoader subclass ------------------------------------------------------
+
+
+class PositionalLoader(DataLoader):
+    """A DataLoader subclass whose __init__ arguments are not attributes (Lightning cannot
+    re-create it)."""
+
+    def __init__(self, data: Dataset, bs: int) -> None:
+        super().__init__(data, batch_size=bs)
+
+
+def test_predict_accepts_a_dataloader_subclass():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    loader = PositionalLoader(regression_loader().dataset, 6)
+    engine = xnn.SupervisedEngine(model)
+    predictions = engine.predict(loader, gpu=False)
+    with torch.no_grad():
+        torch.testing.assert_close(predictions, model(regression_loader().dataset.tensors[0]))
+    assert engine.evaluate(loader, metrics={"mse": nn.MSELoss()}, gpu=False)["mse"] > 0

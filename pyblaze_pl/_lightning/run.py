@@ -231,7 +231,8 @@ class Run:
         self.trainer = self.pl.Trainer(**self._trainer_options())
         with ExitStack() as stack:
             self._enter(stack)
-            self.trainer.predict(self.module, data, return_predictions=False)
+            loader = compat.predict_loader(data, self.trainer.world_size)
+            self.trainer.predict(self.module, loader, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
             return gather_predictions(local)
