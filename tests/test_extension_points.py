@@ -479,3 +479,116 @@ def test_predict_accepts_a_dataloader_subclass():
     with torch.no_grad():
         torch.testing.assert_close(predictions, model(regression_loader().dataset.tensors[0]))
     assert engine.evaluate(loader, metrics={"mse": nn.MSELoss()}, gpu=False)["mse"] > 0
+
+
+# --- 10, 11. v1 signatures ----------------------------------------------------------------------
+
+
+def test_v1_positional_evaluate_and_predict_are_refused_with_the_keyword_form():
+    engine = xnn.SupervisedEngine(nn.Linear(8, 3))
+    loader = make_loader(make_dataset(16))
+    # v1 pyblaze/nn/engine/base.py: evaluate(data, iterations, metrics, callbacks, gpu) and
+    # predict(data, iterations, callbacks, gpu, **kwargs)
+    with pytest.raises(TypeError, match=r"evaluate\(data, metrics=\.\.\.\)"):
+        engine.evaluate(loader, None, {"accuracy": X.accuracy})
+    with pytest.raises(TypeError, match=r"limit_val_batches"):
+        engine.evaluate(loader, 2)
+    with pytest.raises(TypeError, match=r"predict\(data, callbacks=\.\.\.\).*limit_predict"):
+        engine.predict(loader, None, [xnn.PredictionProgressLogger()])
+
+
+def test_v1_values_meaning_as_before_are_accepted(net):
+    loader = make_loader(make_dataset(32))
+    calls = []
+
+    class Count(xnn.TrainingCallback):
+        def after_epoch(self, metrics: Any) -> None:
+            calls.append(dict(metrics.to_dict()))
+
+    history = net.fit(
+        loader, loader, epochs=1, callbacks=[Count(), None], gpu=None, eval_train=False,
+        eval_val=True, val_iterations=None, eval_every=None,
+        optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),
+    )  # fmt: skip
+    assert len(calls) == 1 and sorted(history.keys) == [
+        "micro_train_loss",
+        "train_loss",
+        "val_loss",
+    ]
+    result = net.evaluate(loader, metrics={"accuracy": X.accuracy}, iterations=None, gpu=None)
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert net.predict(loader, callbacks=[None], iterations=None, gpu=None).shape == (32, 3)
+    with pytest.raises(TypeError, match="eval_train"):
+        net.fit(
+            loader, epochs=1, eval_train=True, gpu=False,
+            optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),
+        )  # fmt: skip
+
+
+def test_gpu_none_keeps_the_model_where_it_is():
+    from pyblaze_pl.nn.engine._devices import resolve_gpu
+
+    assert resolve_gpu(None, nn.Linear(2, 2)).as_trainer_kwargs() == {
+        "accelerator": "cpu", "devices": 1, "strategy": "auto",
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        index = torch.cuda.device_count() - 1
+        model = nn.Linear(2, 2).to(f"cuda:{index}")
+        assert resolve_gpu(None, model).devices == [index]
+
+
+def test_eval_every_message_names_limit_train_batches(net):
+    loader = make_loader(make_dataset(16))
+    with pytest.raises(TypeError, match=r"check_val_every_n_epoch.*limit_train_batches"):
+        net.fit(
+            loader, epochs=1, eval_every=5, gpu=False,
+            optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),
+        )  # fmt: skip
+
+
+# --- 3. several losses per batch, collate_losses ------------------------------------------------
+
+
+class TwoLosses(xnn.SupervisedEngine):
+    def __init__(self, model: nn.Module, kind: type) -> None:
+        super().__init__(model)
+        self.kind = kind
+        self.batches = 0
+
+    def train_batch(self, data, optimizer=None, loss=None):
+        self.batches += 1
+        value = super().train_batch(data, optimizer, loss)
+        parts = {"mse": value, "half": value / 2}
+        return parts if self.kind is dict else self.kind(parts.values())
+
+
+@pytest.mark.parametrize("kind", [dict, tuple, list])
+def test_several_losses_are_refused_on_the_first_batch(kind):
+    model = nn.Linear(4, 1)
+    engine = TwoLosses(model, kind)
+    with pytest.raises(TypeError, match=r"TwoLosses\.train_batch to return one loss.*"):
+        engine.train(
+            regression_loader(), epochs=2, gpu=False,
+            optimizer=optim.SGD(model.parameters(), lr=0.1), loss=nn.MSELoss(),
+        )  # fmt: skip
+    assert engine.batches == 1
+
+
+def test_collate_losses_and_collate_evals_overrides_are_refused_before_training():
+    class Losses2x(xnn.SupervisedEngine):
+        def collate_losses(self, losses):
+            return {"loss": sum(losses) / len(losses)}
+
+    class Evals2x(xnn.SupervisedEngine):
+        def collate_evals(self, evals):
+            return evals
+
+    model = nn.Linear(4, 1)
+    for engine, name in ((Losses2x(model), "collate_losses"), (Evals2x(model), "collate_evals")):
+        with pytest.raises(TypeError, match=f"no {name} on"):
+            engine.train(
+                regression_loader(), epochs=1, gpu=False,
+                optimizer=optim.SGD(model.parameters(), lr=0.1), loss=nn.MSELoss(),
+            )  # fmt: skip
+    with pytest.raises(TypeError, match="collate_predictions and collate_targets"):
+        Evals2x(model).evaluate(regression_loader(), gpu=False)

@@ -77,6 +77,12 @@ def _detached(value: Any) -> Any:
     return value
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"keys {list(value)}"
+    return f"{len(value)} values"
+
+
 def _count(batches: Any) -> int | None:
     """Lightning's batch count (a number, ``inf`` or a list of them) as PyBlaze's ``int | None``."""
     total = sum(batches) if isinstance(batches, list) else batches
@@ -103,6 +109,8 @@ def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]
         raise TypeError(f"Expected callbacks to be a list. Received: {type(callbacks).__name__}.")
     pyblaze, lightning = [], []
     for callback in callbacks:
+        if callback is None:  # v1 ignored None entries
+            continue
         if isinstance(callback, (TrainingCallback, PredictionCallback)):
             pyblaze.append(callback)
         elif isinstance(callback, pl.Callback):
@@ -142,7 +150,7 @@ class Run:
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
         self.pl = namespace.load(namespace.choose(given))
         self.gpu = gpu
-        self.devices = resolve_gpu(gpu)
+        self.devices = resolve_gpu(gpu, self.model)
         pyblaze, self.lightning_callbacks = split_callbacks(callbacks, self.pl)
         self.dispatch = Dispatch(self.model, [engine, *pyblaze])
         self.context = _Context(self)
@@ -285,6 +293,14 @@ class Run:
         loss = self.engine.train_batch(batch, **self.train_kwargs)
         if isinstance(loss, torch.Tensor):
             return loss.detach()
+        if isinstance(loss, (Mapping, list, tuple)):
+            raise TypeError(
+                f"Expected {type(self.engine).__name__}.train_batch to return one loss (a tensor "
+                f"or a float). Received: a {type(loss).__name__} ({_describe(loss)}). pyblaze_pl "
+                f"records one training loss per batch (train_loss, micro_train_loss): return the "
+                f"loss to record (e.g. their sum) and report the parts from a callback or a "
+                f"Lightning logger."
+            )
         return torch.as_tensor(loss, dtype=torch.float32, device=self.module.device)
 
     def eval_batch(self, batch: Any) -> Any:

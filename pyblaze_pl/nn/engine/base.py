@@ -17,6 +17,8 @@ from pyblaze_pl.nn.engine._compat import (
     PREDICT_OPTIONS,
     check_batch_kwargs,
     check_eval_kwargs,
+    check_v1_positional,
+    drop_neutral,
     reject_options,
     split_eval_kwargs,
 )
@@ -60,6 +62,26 @@ def collate(outputs: list[Any]) -> Any:
     if isinstance(first, (list, tuple)):
         return type(first)(collate(list(items)) for items in zip(*outputs, strict=True))
     return outputs
+
+
+# PyBlaze hooks that pyblaze_pl does not call -> what to do instead
+_DROPPED_HOOKS = {
+    "collate_losses": (
+        "return one loss from train_batch (several losses per batch are not recorded)"
+    ),
+    "collate_evals": "override collate_predictions and collate_targets (PyBlaze v1's hooks)",
+}
+
+
+def reject_dropped_hooks(engine: Engine) -> None:
+    """Raises a TypeError, before anything runs, for an override of a PyBlaze 2.x hook that
+    would otherwise be silently ignored."""
+    for name, instead in _DROPPED_HOOKS.items():
+        if callable(getattr(engine, name, None)):
+            raise TypeError(
+                f"Expected no {name} on {type(engine).__name__}: pyblaze_pl does not call "
+                f"PyBlaze's {name} hook. Received: an override of {name}. Instead, {instead}."
+            )
 
 
 def _run(engine: Engine, gpu: object, callbacks: object, trainer_kwargs: object) -> Any:
@@ -168,6 +190,7 @@ class Engine(TrainingCallback, PredictionCallback):
             the History of the completed epochs is returned.
         """
         check_fit_arguments(train_data, val_data, epochs)
+        reject_dropped_hooks(self)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
@@ -205,7 +228,10 @@ class Engine(TrainingCallback, PredictionCallback):
             Evaluation(accuracy=0.56820)
         """
         check_loader(data, "data")
+        check_v1_positional("evaluate", metrics, callbacks, "metrics")
+        reject_dropped_hooks(self)
         reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
+        kwargs = drop_neutral(kwargs, EVALUATE_OPTIONS)
         check_eval_kwargs(self, kwargs)
         metric_set = MetricSet(metrics)
         return _run(self, gpu, callbacks, trainer_kwargs).evaluate(data, metric_set, kwargs)
@@ -227,7 +253,9 @@ class Engine(TrainingCallback, PredictionCallback):
             torch.Size([10000, 10])
         """
         check_loader(data, "data")
+        check_v1_positional("predict", callbacks, gpu, "callbacks")
         reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
+        kwargs = drop_neutral(kwargs, PREDICT_OPTIONS)
         return _run(self, gpu, callbacks, trainer_kwargs).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
