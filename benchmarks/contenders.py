@@ -165,6 +165,8 @@ class PyBlazePL(Contender):
         estimator.__engine__ = self.xnn.SupervisedEngine
         return estimator()
 
+    runner = "auto"  # the lean runner for these calls
+
     def fit(self, model: nn.Module, loader: DataLoader, epochs: int, device: str) -> None:
         model.fit(
             loader,
@@ -172,6 +174,7 @@ class PyBlazePL(Contender):
             optimizer=model.bench_optimizer,
             loss=nn.CrossEntropyLoss(),
             gpu=device != "cpu",
+            runner=self.runner,
         )
 
     def evaluate(self, model: nn.Module, loader: DataLoader, device: str) -> dict[str, float]:
@@ -179,8 +182,16 @@ class PyBlazePL(Contender):
             loader,
             metrics={"accuracy": self.X.accuracy, "f1": self.X.f1_score},
             gpu=device != "cpu",
+            runner=self.runner,
         )
         return {"accuracy": float(ev.accuracy), "f1": float(ev.f1)}
+
+
+class PyBlazePLTrainer(PyBlazePL):
+    """pyblaze_pl forced onto Lightning's Trainer (``runner='trainer'``)."""
+
+    name = "pyblaze_pl_trainer"
+    runner = "trainer"
 
 
 class FabricPrototype(Contender):
@@ -259,7 +270,15 @@ class PyBlaze(Contender):
 
 CONTENDERS = {
     c.name: c
-    for c in (Hand, Lightning, PyBlazePL, PyBlaze, HandAfterLightningImport, FabricPrototype)
+    for c in (
+        Hand,
+        Lightning,
+        PyBlazePL,
+        PyBlazePLTrainer,
+        PyBlaze,
+        HandAfterLightningImport,
+        FabricPrototype,
+    )
 }
 
 

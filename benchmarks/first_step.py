@@ -89,7 +89,7 @@ def main() -> int:
             enable_model_summary=False,
             callbacks=[Mark()],
         ).fit(Lit(), loader)
-    elif contender == "pyblaze_pl":
+    elif contender in ("pyblaze_pl", "pyblaze_pl_trainer"):
         import pyblaze_pl.nn as xnn
 
         class Model(xnn.Estimator, common.MLP):
@@ -107,6 +107,7 @@ def main() -> int:
             loss=nn.CrossEntropyLoss(),
             callbacks=[Mark()],
             gpu=False,
+            runner="trainer" if contender == "pyblaze_pl_trainer" else "auto",
         )
     else:
         import pyblaze.nn as pxnn

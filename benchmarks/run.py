@@ -37,23 +37,25 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-CONTENDERS = ("hand", "lightning", "pyblaze_pl", "pyblaze")
+CONTENDERS = ("hand", "lightning", "pyblaze_pl", "pyblaze_pl_trainer", "pyblaze", "fabric")
 # Optional diagnostic contender (--contenders ...,hand_pl): the hand-written loop in a process
 # that imported pytorch_lightning (which sets PYTORCH_NVML_BASED_CUDA_CHECK=1).
-TRAIN_CONTENDERS = (*CONTENDERS, "hand_pl", "fabric")
+TRAIN_CONTENDERS = (*CONTENDERS, "hand_pl")
 LABELS = {
     "hand": "hand-written loop",
     "lightning": "plain Lightning Trainer",
-    "pyblaze_pl": "pyblaze_pl `fit`",
+    "pyblaze_pl": "pyblaze_pl `fit` (runner='auto': the lean runner)",
+    "pyblaze_pl_trainer": "pyblaze_pl `fit`, runner='trainer'",
     "pyblaze": "original PyBlaze",
     "hand_pl": "hand-written loop, `pytorch_lightning` imported",
-    "fabric": "prototype: pyblaze_pl's loop on Lightning Fabric",
+    "fabric": "a plain loop on Lightning Fabric (reference)",
 }
-EVAL_CONTENDERS = ("hand", "pyblaze_pl", "pyblaze")
+EVAL_CONTENDERS = ("hand", "pyblaze_pl", "pyblaze_pl_trainer", "pyblaze")
 MODULES = {
     "hand": "torch",
     "lightning": "pytorch_lightning",
     "pyblaze_pl": "pyblaze_pl.nn",
+    "pyblaze_pl_trainer": "pyblaze_pl.nn",
     "pyblaze": "pyblaze.nn",
 }
 MARKER = "BENCH-JSON "
@@ -293,7 +295,8 @@ class Suite:
             return out
 
         keys = [("pyblaze_pl", "lightning", "seconds")]
-        kept, n = self.repeat("import", CONTENDERS, one_round, keys, self.args.rounds)
+        importers = tuple(c for c in CONTENDERS if c in MODULES)
+        kept, n = self.repeat("import", importers, one_round, keys, self.args.rounds)
         return {
             "rounds": kept,
             "n": n,

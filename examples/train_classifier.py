@@ -16,11 +16,6 @@ import argparse
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # write PNG files, never open a window
-
-import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch.nn as nn
 import torch.nn.functional as F
@@ -95,20 +90,11 @@ def main(argv: list[str] | None = None) -> float:
         metrics={"accuracy": X.accuracy},
     )
 
+    # History.plot draws with titles, axis labels and epochs 1, 2, ... (no window is opened).
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    all_losses = history.micro_train_loss
-    plt.figure(dpi=150)
-    plt.plot(range(len(all_losses)), all_losses)
-    plt.savefig(output / "loss.png")
-    plt.close()
-
-    plt.figure(dpi=150)
-    plt.plot(range(len(history)), history.train_loss, label="Training Loss")
-    plt.plot(range(len(history)), history.val_loss, label="Validation Loss")
-    plt.legend()
-    plt.savefig(output / "validation.png")
-    plt.close()
+    history.plot(["micro_train_loss"]).savefig(output / "loss.png", dpi=150)
+    history.plot(["train_loss", "val_loss"]).savefig(output / "validation.png", dpi=150)
 
     evaluation = model.evaluate(
         test_loader,

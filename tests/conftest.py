@@ -50,3 +50,29 @@ def net() -> Net:
 
 def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
+
+
+# Modules whose every test runs on both runners (runner='auto' picks the lean runner for most of
+# their calls; PYBLAZE_PL_RUNNER forces one).
+BOTH_RUNNERS = {
+    "test_engine",
+    "test_saving_schedule",
+    "test_streaming_metrics",
+    "test_reliability",
+    "test_parity_pyblaze",
+    "test_compat",
+    "test_syncs",
+}
+
+
+@pytest.fixture(autouse=True)
+def pyblaze_runner(request, monkeypatch):
+    runner = getattr(request, "param", None)
+    if runner is not None:
+        monkeypatch.setenv("PYBLAZE_PL_RUNNER", runner)
+    return runner
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__ in BOTH_RUNNERS:
+        metafunc.parametrize("pyblaze_runner", ["trainer", "lean"], indirect=True)

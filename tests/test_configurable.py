@@ -6,6 +6,7 @@ annotations that Config resolves with ``typing.get_type_hints``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -14,6 +15,7 @@ from typing import Any, Literal, Optional
 
 import pytest
 import torch
+from io_faults import fill_disk
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -101,7 +103,11 @@ def test_missing_required_fields_are_listed_with_types():
     ("kwargs", "message"),
     [
         ({"hidden": "64"}, "Expected ModelConfig.hidden to be int. Received: '64' (str)."),
-        ({"hidden": True}, "Expected ModelConfig.hidden to be int. Received: True (bool)."),
+        (
+            {"hidden": True},
+            "Expected ModelConfig.hidden to be int. Received: True (bool). A bool is not "
+            "accepted for an int field (PyBlaze v1 accepted it).",
+        ),
         ({"hidden": 4.0}, "Expected ModelConfig.hidden to be int. Received: 4.0 (float)."),
         ({"dropout": "0.1"}, "Expected ModelConfig.dropout to be float. Received: '0.1' (str)."),
         ({"dropout": False}, "Expected ModelConfig.dropout to be float. Received: False (bool)."),
@@ -115,6 +121,35 @@ def test_type_errors_name_field_expected_and_received(kwargs, message):
     with pytest.raises(TypeError) as info:
         ModelConfig(**kwargs)
     assert str(info.value) == message
+
+
+class TupleConfig(xnn.Config):
+    rate: (int, float) = 1  # PyBlaze v1 style: a tuple of types, checked with isinstance
+    size: (int, tuple) = (2, 2)
+
+
+def test_tuple_of_types_annotations_as_pyblaze_v1():
+    # v1 (pyblaze/nn/utils/config.py, Config.__init__) checks `isinstance(v, all_fields[k])`.
+    # This module's annotations are strings: Config resolves the tuple anyway.
+    assert TupleConfig().to_dict() == {"rate": 1, "size": (2, 2)}
+    assert TupleConfig(rate=0.5, size=3).to_dict() == {"rate": 0.5, "size": 3}
+    with pytest.raises(
+        TypeError, match=r"^Expected TupleConfig\.rate to be int \| float\. Received: '1' \(str\)"
+    ):
+        TupleConfig(rate="1")
+    namespace: dict[str, Any] = {"xnn": xnn}
+    exec("class Real(xnn.Config):\n    rate: (int, float) = 1\n", namespace)  # not a string
+    assert namespace["Real"](rate=2.5).rate == 2.5
+    with pytest.raises(TypeError, match=r"to be int \| float\. Received: True \(bool\)\. A bool"):
+        namespace["Real"](rate=True)
+
+
+def test_params_is_pyblaze_v1s_dict_of_values():
+    # v1: Config._params, the dict of every field's value (defaults included).
+    config = ModelConfig(hidden=3)
+    assert config._params == {"hidden": 3, "dropout": 0.0, "activation": "relu"}
+    config._params["hidden"] = 5  # a copy: the config is unchanged
+    assert config.hidden == 3
 
 
 def test_int_is_accepted_for_float_and_stored_as_float():
@@ -233,14 +268,10 @@ def test_config_that_is_not_json_is_refused_before_writing(tmp_path):
 def test_config_save_is_atomic(tmp_path, monkeypatch):
     path = ModelConfig(hidden=4).save(tmp_path / "config")
     before = path.read_text()
-
-    def half_then_fail(obj, f, **kwargs):
-        f.write('{"hidden": ')
-        raise OSError("disk full")
-
-    monkeypatch.setattr(json, "dump", half_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    fill_disk(monkeypatch)
+    with pytest.raises(OSError, match=r"Could not write '.*config\.json': No space left"):
         ModelConfig(hidden=9).save(path)
+    monkeypatch.undo()
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
@@ -257,10 +288,43 @@ def test_configurable_from_keywords_or_config():
     config = ModelConfig(hidden=2)
     from_config = Model(config)
     assert from_config.config == config and from_config.config is not config  # its own copy
-    with pytest.raises(AttributeError, match="'Model' object has no attribute 'nothing'"):
+    with pytest.raises(
+        AttributeError,
+        match=r"^'Model' object has no attribute 'nothing', nor has its config ModelConfig "
+        r"\(fields: hidden, dropout, activation\)\.$",
+    ):
         _ = model.nothing
-    with pytest.raises(AttributeError):
-        _ = model.is_valid  # only fields are forwarded, not the config's methods
+    with pytest.raises(AttributeError, match=r"'Model' object has no attribute '__nothing__'$"):
+        _ = model.__nothing__
+
+
+class DerivedConfig(xnn.Config):
+    layers: int = 2
+    width: int = 8
+
+    @property
+    def num_layers(self) -> int:
+        return self.layers + 1
+
+    def sizes(self) -> list[int]:
+        return [self.width] * self.layers
+
+
+class Derived(xnn.Configurable, nn.Module):
+    __config__ = DerivedConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.blocks = nn.ModuleList(nn.Linear(self.width, self.width) for _ in range(self.layers))
+
+
+def test_config_properties_and_methods_are_read_through_the_model():
+    # PyBlaze v1 (pyblaze/nn/utils/config.py, Configurable.__getattr__) forwards every attribute
+    # that the module does not have to the config: fields, properties and methods.
+    model = Derived(layers=3)
+    assert model.num_layers == 4 and model.sizes() == [8, 8, 8]
+    assert model.is_valid() is True and model.to_dict() == {"layers": 3, "width": 8}
+    assert len(model.blocks) == 3  # the module's own attributes come first
 
 
 def test_num_parameters():
@@ -405,7 +469,7 @@ def test_corrupt_weights_name_the_file(tmp_path, content, reason):
 
 
 def test_weights_that_do_not_fit_the_config(tmp_path):
-    Model(hidden=4).save(tmp_path / "m")
+    torch.save(Model(hidden=4).state_dict(), tmp_path / "m.pt")  # records no config
     ModelConfig(hidden=5).save(tmp_path / "m")
     with pytest.raises(
         ValueError, match=r"(?s)weights in '.*m\.pt' to fit the Model.*size mismatch"
@@ -414,6 +478,97 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
     torch.save([1, 2], tmp_path / "m.pt")
     with pytest.raises(ValueError, match=r"m\.pt.*Received: a list"):
         Model.load(tmp_path / "m")
+
+
+def _old_and_new(tmp_path):
+    torch.manual_seed(0)
+    old = Model(hidden=4)
+    old.save(tmp_path / "m")
+    return old, Model(hidden=8, dropout=0.5)
+
+
+def _assert_is(model, expected):
+    assert model.config == expected.config
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in expected.state_dict().items())
+
+
+def test_a_full_disk_during_model_save_keeps_the_old_pair(tmp_path, monkeypatch):
+    # The weights file is larger than the config: on a full disk the config fits, the weights
+    # do not. The new config must not end up next to the old weights.
+    old, new = _old_and_new(tmp_path)
+    fill_disk(monkeypatch, names=["m.pt"])
+    with pytest.raises(OSError, match=r"Could not write '.*m\.pt': No space left on device"):
+        new.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pt"]
+    _assert_is(Model.load(tmp_path / "m"), old)
+
+
+def test_a_failing_weights_write_keeps_the_old_pair(tmp_path, monkeypatch):
+    old, new = _old_and_new(tmp_path)
+
+    def no_space(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(OSError, match=r"Could not write '.*m\.pt': No space left on device"):
+        new.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pt"]
+    _assert_is(Model.load(tmp_path / "m"), old)
+
+
+def test_a_save_killed_between_the_two_files_is_reported_on_load(tmp_path, monkeypatch):
+    _, new = _old_and_new(tmp_path)
+    replace = os.replace
+    calls = []
+
+    def die_after_the_first_file(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands for a kill: no cleanup code runs after it
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", die_after_the_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(tmp_path / "m")
+    monkeypatch.undo()
+    with pytest.raises(ValueError) as info:
+        Model.load(tmp_path / "m")
+    message = str(info.value)
+    assert "to be saved together. Received a mixed pair:" in message
+    assert "dropout=0.5 in 'm.pt' but 0.0 in 'm.json'" in message
+    assert "hidden=8 in 'm.pt' but 4 in 'm.json'" in message
+    assert "save the model again" in message
+
+
+def test_a_mixed_pair_that_fits_loads_with_a_warning(tmp_path):
+    model = Model(hidden=4, dropout=0.5)
+    model.save(tmp_path / "m")
+    ModelConfig(hidden=4, dropout=0.25).save(tmp_path / "m")  # e.g. edited by hand
+    with pytest.warns(UserWarning, match=r"dropout=0\.5 in 'm\.pt' but 0\.25 in 'm\.json'"):
+        loaded = Model.load(tmp_path / "m")
+    assert loaded.dropout == 0.25
+    # the config rides in the root entry of PyTorch's _metadata; the model's own is unchanged
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    own = model.state_dict()._metadata
+    assert state._metadata[""] == {**own[""], "pyblaze_pl.config": model.config._json()}
+    assert own[""].keys() == {"version"} and state._metadata["fc"] == own["fc"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saved_files_respect_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        Model().save(tmp_path / "m")
+    finally:
+        os.umask(previous)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
+        "m.json": 0o644,
+        "m.pt": 0o644,
+    }
 
 
 # Configurable with Estimator

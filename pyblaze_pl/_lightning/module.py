@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,17 @@ class _Adapter:
             if model is None or name.startswith("__"):
                 raise
             return getattr(model, name)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # Callbacks that keep a copy of the module (StochasticWeightAveraging, EMA) copy the model,
+        # never the run or the Trainer it belongs to.
+        for shared in (self.run, self.__dict__.get("_trainer")):
+            memo[id(shared)] = shared
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            copied.__dict__[key] = copy.deepcopy(value, memo)
+        return copied
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)

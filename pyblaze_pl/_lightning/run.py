@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning import compat, namespace
+from pyblaze_pl._lightning import compat, features, namespace
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
@@ -101,7 +101,7 @@ def _optimizers(values: Iterable[Any]) -> list[torch.optim.Optimizer]:
     return found
 
 
-def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]]:
+def split_callbacks(callbacks: object) -> tuple[list[object], list[Any]]:
     """Separates PyBlaze callbacks from Lightning callbacks, rejecting anything else."""
     if callbacks is None:
         return [], []
@@ -113,7 +113,7 @@ def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]
             continue
         if isinstance(callback, (TrainingCallback, PredictionCallback)):
             pyblaze.append(callback)
-        elif isinstance(callback, pl.Callback):
+        elif namespace.origin(callback) is not None and hasattr(callback, "on_train_start"):
             lightning.append(callback)
         else:
             raise TypeError(
@@ -121,6 +121,21 @@ def split_callbacks(callbacks: object, pl: Any) -> tuple[list[object], list[Any]
                 f"a Lightning Callback. Received: {callback!r} ({type(callback).__name__})."
             )
     return pyblaze, lightning
+
+
+RUNNERS = ("auto", "trainer", "lean")
+
+
+def default_runner() -> str:
+    """What ``runner='auto'`` means: the ``PYBLAZE_PL_RUNNER`` environment variable
+    (``'trainer'`` or ``'lean'`` force one runner wherever it can run), else ``'auto'``."""
+    value = os.environ.get("PYBLAZE_PL_RUNNER", "auto")
+    if value not in RUNNERS:
+        raise ValueError(
+            f"Expected the environment variable PYBLAZE_PL_RUNNER to be one of {RUNNERS}. "
+            f"Received: {value!r}."
+        )
+    return value
 
 
 class Run:
@@ -140,7 +155,11 @@ class Run:
         gpu: object,
         callbacks: object,
         trainer_kwargs: Mapping[str, Any] | None,
+        runner: str = "auto",
     ) -> None:
+        if runner not in RUNNERS:
+            raise ValueError(f"Expected runner to be one of {RUNNERS}. Received: {runner!r}.")
+        self.runner = runner
         self.engine = engine
         self.model = engine.model
         self.user_options = dict(trainer_kwargs or {})
@@ -148,12 +167,13 @@ class Run:
         if isinstance(callbacks, (list, tuple)):
             given += [(f"callbacks[{i}]", c) for i, c in enumerate(callbacks)]
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
-        self.pl = namespace.load(namespace.choose(given))
+        self.package = namespace.choose(given)
         self.gpu = gpu
         self.devices = resolve_gpu(gpu, self.model)
-        pyblaze, self.lightning_callbacks = split_callbacks(callbacks, self.pl)
+        pyblaze, self.lightning_callbacks = split_callbacks(callbacks)
         self.dispatch = Dispatch(self.model, [engine, *pyblaze])
-        self.context = _Context(self)
+        self.lean = False
+        self.context: Any = _Context(self)
         self.history = History()
         self.metrics = MetricSet()
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -175,6 +195,49 @@ class Run:
         self.user_training = getattr(self.model, "training", None)
         self.validated = False  # the current (or last) epoch ran validation: eval mode
 
+    @functools.cached_property
+    def pl(self) -> ModuleType:
+        """The Lightning namespace of the call (imported on first use: the lean runner never
+        needs it)."""
+        return namespace.load(self.package)
+
+    def _choose_runner(self, ckpt_path: object = None) -> None:
+        """The lean runner when the call needs nothing of the Trainer (see lean.py), else the
+        Trainer; ``runner='lean'`` for a call that needs the Trainer is refused."""
+        runner = default_runner() if self.runner == "auto" else self.runner
+        needs = [
+            (bool(self.lightning_callbacks), "Lightning callbacks"),
+            (bool(self.user_options), "trainer_kwargs"),
+            (ckpt_path is not None, "ckpt_path"),
+            (self.own_steps, "a LightningModule trained by its own training_step"),
+            (self.devices.accelerator != "cpu" and len(self.devices.devices) != 1, "gpu=[...]"),
+            (self.devices.accelerator == "cpu" and self.devices.devices != 1, "several devices"),
+        ]
+        reasons = [what for needed, what in needs if needed]
+        if runner == "lean" and reasons and self.runner == "lean":
+            raise ValueError(
+                f"Expected a call that the lean runner can run (one device, full precision, no "
+                f"Trainer features). Received: {', '.join(reasons)}. Use runner='auto' or "
+                f"runner='trainer'."
+            )
+        self.lean = runner != "trainer" and not reasons
+        if self.lean:
+            from pyblaze_pl._lightning.lean import LeanContext
+
+            self.context = LeanContext(self)
+
+    def _new_trainer(self, **options: Any) -> Any:
+        if not self.lean:
+            trainer_options = self._trainer_options(**options)
+            with quiet():  # the Trainer logs its device banners when it is built
+                return self.pl.Trainer(**trainer_options)
+        from pyblaze_pl._lightning.lean import LeanModule, LeanTrainer
+
+        index = self.devices.devices[0] if self.devices.accelerator != "cpu" else None
+        device = torch.device("cpu") if index is None else torch.device("cuda", index)
+        self.module = LeanModule(device)
+        return LeanTrainer(_Hooks(self), device, options.get("max_epochs"))
+
     # the three calls
     def fit(
         self,
@@ -194,20 +257,22 @@ class Run:
         self.train_kwargs = train_kwargs or {}
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
+        self.epochs = epochs
         self.own_steps = isinstance(self.engine, LightningEngine)
         if ckpt_path is not None:
             ckpt_path = str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
         options: dict[str, Any] = {"max_epochs": epochs}
+        self._choose_runner(ckpt_path)
         if self.own_steps:
             self.module = self.model
             options["accumulate_grad_batches"] = accumulate_grad_batches
-        else:
+        elif not self.lean:
             self.module = adapter_class(self.pl)(self)
             self.optimizers = _optimizers(self.train_kwargs.values())
             self.context.clip = {
                 k: self.user_options.pop(k) for k in _CLIP_KEYS if k in self.user_options
             }
-        self.trainer = self.pl.Trainer(**self._trainer_options(**options))
+        self.trainer = self._new_trainer(**options)
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
@@ -225,8 +290,10 @@ class Run:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
         self.metrics = metrics
         self.eval_kwargs = kwargs
-        self.module = adapter_class(self.pl)(self)
-        self.trainer = self.pl.Trainer(**self._trainer_options())
+        self._choose_runner()
+        if not self.lean:
+            self.module = adapter_class(self.pl)(self)
+        self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
             self.trainer.validate(self.module, data, verbose=False)
@@ -235,8 +302,10 @@ class Run:
     def predict(self, data: Iterable, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
-        self.module = adapter_class(self.pl)(self)
-        self.trainer = self.pl.Trainer(**self._trainer_options())
+        self._choose_runner()
+        if not self.lean:
+            self.module = adapter_class(self.pl)(self)
+        self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
             loader = compat.predict_loader(data, self.trainer.world_size)
@@ -247,7 +316,9 @@ class Run:
         return local
 
     def _enter(self, stack: ExitStack) -> None:
-        stack.enter_context(quiet())
+        if not self.lean:
+            stack.enter_context(quiet())
+            stack.enter_context(features.show_requested_output(self))
         stack.enter_context(fast_cuda_checks(self.devices))
         stack.enter_context(self.interrupts)
 
@@ -267,8 +338,14 @@ class Run:
                 f"CPU processes). Received: devices={user['devices']!r} with gpu={self.gpu!r}; "
                 f"choose GPUs with `gpu=` instead."
             )
+        lightning = [c for c in self.lightning_callbacks if not isinstance(c, self.pl.Callback)]
+        if lightning:
+            raise TypeError(
+                f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or "
+                f"a Lightning Callback. Received: {lightning[0]!r} ({type(lightning[0]).__name__})."
+            )
         callbacks = [_hooks_class(self.pl)(self), *self.lightning_callbacks]
-        return {
+        options = {
             "logger": False,
             "enable_checkpointing": any(
                 isinstance(c, self.pl.callbacks.Checkpoint) for c in callbacks
@@ -281,6 +358,7 @@ class Run:
             **user,
             "callbacks": callbacks,
         }
+        return features.prepare(self, options, fit="max_epochs" in options)
 
     # batches (called by the adapter module)
     def train_batch(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -312,6 +390,8 @@ class Run:
     # the epoch
     def start_epoch(self) -> None:
         trainer = self.trainer
+        if features.is_extra_epoch(self):  # not a training epoch (SWA's batch-norm pass)
+            return
         self._flush_pending()
         self._losses = []
         self._losses_final = False
@@ -327,7 +407,7 @@ class Run:
 
     def add_batch_loss(self, outputs: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor):
+        if not isinstance(loss, torch.Tensor) or features.is_extra_epoch(self):
             return  # training_step returned None: the batch was skipped
         loss = loss.detach()
         if self.own_steps and self.trainer.accumulate_grad_batches != 1:
@@ -357,6 +437,8 @@ class Run:
 
     def end_epoch(self) -> None:
         """Records the epoch, hands the record to the PyBlaze callbacks and applies the stops."""
+        if not self.own_steps and not self.lean:
+            features.step_epoch_schedulers(self.trainer)
         self._flush_pending()
         if not self._losses:  # stopped before the first batch
             return
@@ -465,10 +547,13 @@ class _Context(batch_context.BatchContext):
             self._wrapped = {id(o.optimizer): o for o in optimizers if o is not None}
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.run.module.manual_backward(loss)
+        if not features.is_extra_epoch(self.run):  # SWA's batch-norm pass only runs forward
+            self.run.module.manual_backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         run = self.run
+        if features.is_extra_epoch(run):
+            return
         run.interrupts.begin()  # Ctrl-C never leaves a half-applied update
         wrapped = self._wrapped.get(id(optimizer))
         if self.clip.get("gradient_clip_val") is not None:
@@ -506,7 +591,7 @@ class _Hooks:
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
-        self.run.dispatch.before_training(trainer.max_epochs)
+        self.run.dispatch.before_training(self.run.epochs)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.start_epoch()
@@ -523,6 +608,7 @@ class _Hooks:
             self.run.dispatch.after_training(prints=trainer.is_global_zero)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self.run.dispatch.close()
         if isinstance(exception, KeyboardInterrupt):
             self.run.dispatch.stop(
                 Interrupted(
@@ -534,7 +620,7 @@ class _Hooks:
 
     def _log_train_loss(self, pl_module: Any) -> None:
         run = self.run
-        if run.own_steps or self._logged_epoch == run.trainer.current_epoch:
+        if run.own_steps or run.lean or self._logged_epoch == run.trainer.current_epoch:
             return
         mean = run.train_loss()
         if mean is not None:
@@ -543,7 +629,7 @@ class _Hooks:
 
     # validation, evaluate and predict
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.sanity_checking:
+        if not _ignored(self.run, trainer):
             self.run.metrics.to(pl_module.device)
             self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
             self.run.collated = [] if self.run.engine.collates_evaluations() else None
@@ -556,7 +642,7 @@ class _Hooks:
     def on_validation_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, *args: Any
     ) -> None:
-        if trainer.sanity_checking:
+        if _ignored(self.run, trainer):
             return
         run = self.run
         if len(run.metrics):
@@ -568,24 +654,25 @@ class _Hooks:
         run.dispatch.after_prediction_batch()
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
+        if _ignored(self.run, trainer):
             return
         run = self.run
         run.update_collated()
         values = run.metrics.compute()
         if trainer.state.fn == "fit":
             run.validated = True
-            # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
-            if run._losses_final:
-                self._log_train_loss(pl_module)
             values = {f"val_{k}": v for k, v in values.items()}
-            distributed = trainer.world_size > 1  # values are global already: the mean keeps them
-            for name, value in values.items():
-                pl_module.log(name, value.float(), sync_dist=distributed)
+            if not run.lean:  # for Lightning callbacks and loggers
+                # Those that act when validation ends (ModelCheckpoint) see train_loss too.
+                if run._losses_final:
+                    self._log_train_loss(pl_module)
+                distributed = trainer.world_size > 1  # values are global already
+                for name, value in values.items():
+                    pl_module.log(name, value.float(), sync_dist=distributed)
         run.values = values
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.sanity_checking:
+        if not _ignored(self.run, trainer):
             self.run.dispatch.after_predictions()
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
@@ -606,6 +693,12 @@ class _Hooks:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.run.load_state_dict(state_dict)
         self.run.dispatch.load_state_dict(state_dict.get("callbacks", {}))
+
+
+def _ignored(run: Run, trainer: Any) -> bool:
+    """Validation that is not PyBlaze's: sanity checks, and after SWA's batch-norm pass."""
+    fit = trainer.state.fn == "fit"
+    return trainer.sanity_checking or (fit and features.is_extra_epoch(run))
 
 
 class Interrupted(CallbackException):

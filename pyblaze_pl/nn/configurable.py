@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import inspect
 import json
 import os
 import pickle
 import reprlib
+import sys
 import types
 import typing
 import warnings
@@ -25,7 +27,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union
 import torch
 from torch import nn
 
-from pyblaze_pl._io import atomic_write, require_file
+from pyblaze_pl._io import atomic_write, atomic_write_all, require_file
 
 __all__ = ["Config", "Configurable", "load_weights", "save_weights"]
 
@@ -46,6 +48,8 @@ def _type_name(hint: Any) -> str:
         return "None"
     if hint is Any:
         return "Any"
+    if isinstance(hint, tuple):  # PyBlaze v1 style: a tuple of types, as for isinstance
+        return " | ".join(_type_name(a) for a in hint)
     if origin in (Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args)
     if origin is Literal:
@@ -65,6 +69,8 @@ def _coerce(value: Any, hint: Any, lenient: bool, from_json: bool) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or hint is object:
         return value
+    if isinstance(hint, tuple):  # PyBlaze v1 style: a tuple of types, as for isinstance
+        origin, args = Union, hint
     if origin in (Union, types.UnionType):
         passes = (False, True) if lenient else (False,)  # an exact match wins over a conversion
         for lenient_pass in passes:
@@ -114,26 +120,56 @@ def _coerce(value: Any, hint: Any, lenient: bool, from_json: bool) -> Any:
     return value  # other generics (set[int], Callable[..., T], type[T]): the outer type only
 
 
+def _accepts_int(hint: Any) -> bool:
+    if hint is int:
+        return True
+    arms = hint if isinstance(hint, tuple) else typing.get_args(hint)
+    is_union = isinstance(hint, tuple) or typing.get_origin(hint) in (Union, types.UnionType)
+    return is_union and any(_accepts_int(a) for a in arms)
+
+
 def _check(cls: type, name: str, value: Any, hint: Any, from_json: bool = False) -> Any:
     try:
         return _coerce(value, hint, lenient=True, from_json=from_json)
     except _Mismatch:
+        note = ""
+        if isinstance(value, bool) and _accepts_int(hint):
+            note = " A bool is not accepted for an int field (PyBlaze v1 accepted it)."
         raise TypeError(
             f"Expected {cls.__name__}.{name} to be {_type_name(hint)}. "
-            f"Received: {_repr.repr(value)} ({type(value).__name__})."
+            f"Received: {_repr.repr(value)} ({type(value).__name__}).{note}"
         ) from None
     except TypeError as e:
         raise TypeError(
             f"Cannot check {cls.__name__}.{name}: {e}. Use int, float, bool, str, list, tuple, "
-            f"dict, Optional/Union, Literal, their generics (list[int]) or a class."
+            f"dict, Optional/Union, Literal, their generics (list[int]), a class or a tuple of "
+            f"classes."
         ) from None
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, which also accepts PyBlaze v1's tuple-of-types annotations
+    (``x: (int, float)``) written as strings (``from __future__ import annotations``)."""
+    try:
+        return typing.get_type_hints(cls)
+    except TypeError:  # "Forward references must evaluate to types. Got (<class 'int'>, ...)"
+        pass
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        module = sys.modules.get(klass.__module__)
+        for name, hint in inspect.get_annotations(klass).items():
+            if isinstance(hint, str):
+                # what get_type_hints does with a string annotation, without its type check
+                hint = eval(hint, vars(module) if module else {}, dict(vars(klass)))
+            hints[name] = hint
+    return hints
 
 
 @functools.cache
 def _fields(cls: type) -> dict[str, Any]:
     """The fields of a Config class, base classes first: name -> resolved annotation."""
     try:
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
     except NameError as e:
         raise TypeError(
             f"Cannot resolve the annotations of {cls.__name__}: {e}. With `from __future__ import "
@@ -227,6 +263,25 @@ class Config:
         """The fields and their values, in declaration order (base classes first)."""
         return {name: getattr(self, name) for name in _fields(type(self))}
 
+    @property
+    def _params(self) -> dict[str, Any]:
+        """PyBlaze v1's name for the field values: :meth:`to_dict` (a new dict on every access;
+        changing it does not change the config)."""
+        return self.to_dict()
+
+    def _json(self) -> str:
+        """The JSON text :meth:`save` writes; TypeError naming the field that is not JSON."""
+        content = self.to_dict()
+        for name, value in content.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"Expected {type(self).__name__}.{name} to be JSON-serializable to save the "
+                    f"config. Received: {_repr.repr(value)} ({type(value).__name__})."
+                ) from None
+        return json.dumps(content, indent=4, sort_keys=True)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the config as a JSON object to ``path`` (``.json`` is appended unless given),
         atomically. Returns the path written.
@@ -238,18 +293,8 @@ class Config:
             >>> ModelConfig(hidden=32).save("runs/model")  # doctest: +SKIP
             PosixPath('runs/model.json')
         """
-        content = self.to_dict()
-        for name, value in content.items():
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"Expected {type(self).__name__}.{name} to be JSON-serializable to save the "
-                    f"config. Received: {_repr.repr(value)} ({type(value).__name__})."
-                ) from None
-        return atomic_write(
-            _json_path(path), lambda f: json.dump(content, f, indent=4, sort_keys=True), False
-        )
+        text = self._json()
+        return atomic_write(_json_path(path), lambda f: f.write(text), binary=False)
 
     @classmethod
     def load(cls: type[_C], path: str | os.PathLike) -> _C:
@@ -300,6 +345,31 @@ class Config:
         return f"{type(self).__name__}({values})"
 
 
+def _config_mismatch(
+    state: Mapping[str, Any], config: Config, weights_path: Path, config_path: Path
+) -> str:
+    """How the config recorded in a weights file differs from ``config``; '' if it does not or
+    the file records none (written by :func:`save_weights`, PyBlaze v1 or ``torch.save``)."""
+    metadata = getattr(state, "_metadata", None) or {}
+    recorded = metadata.get("", {}).get(_CONFIG_KEY) if isinstance(metadata, Mapping) else None
+    if not isinstance(recorded, str):
+        return ""
+    try:
+        saved = json.loads(recorded)
+    except json.JSONDecodeError:
+        return ""
+    current = json.loads(config._json())
+    if not isinstance(saved, dict) or saved == current:
+        return ""
+    differences = [
+        f"{name}={_repr.repr(saved.get(name, '<missing>'))} in '{weights_path.name}' but "
+        f"{_repr.repr(current.get(name, '<missing>'))} in '{config_path.name}'"
+        for name in sorted(set(saved) | set(current))
+        if saved.get(name, ...) != current.get(name, ...)
+    ]
+    return "; ".join(differences)
+
+
 def _base_path(path: str | os.PathLike) -> Path:
     """``path`` without a trailing ``.json`` or ``.pt``: the stem shared by both files."""
     path = Path(path).expanduser()
@@ -310,15 +380,30 @@ def _with_suffix(base: Path, suffix: str) -> Path:
     return base.with_name(base.name + suffix)
 
 
+_CONFIG_KEY = "pyblaze_pl.config"  # key in the root entry of a state dict's _metadata
+
+
+def _cpu_state(module: nn.Module, config_json: str | None = None) -> OrderedDict[str, Any]:
+    """``module``'s state dict moved to the CPU, keeping PyTorch's ``_metadata`` (copied). With
+    ``config_json``, the root entry of ``_metadata`` also records the config saved with it."""
+    state = module.state_dict()
+    cpu_state = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        metadata = OrderedDict((k, dict(v)) for k, v in metadata.items())
+        if config_json is not None:
+            metadata.setdefault("", {})[_CONFIG_KEY] = config_json
+    cpu_state._metadata = metadata  # type: ignore[attr-defined]
+    return cpu_state
+
+
 def save_weights(module: nn.Module, path: str | os.PathLike) -> Path:
     """Writes ``module``'s state dict, moved to the CPU, to ``path`` atomically.
 
     Example:
         >>> save_weights(model, "runs/model.pt")  # doctest: +SKIP
     """
-    state = module.state_dict()
-    cpu_state = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
-    cpu_state._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    cpu_state = _cpu_state(module)
     return atomic_write(path, lambda f: torch.save(cpu_state, f), binary=True)
 
 
@@ -437,25 +522,43 @@ class Configurable:
         return sum(p.numel() for p in params if p.requires_grad)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the config to ``<path>.json`` and the weights (on the CPU) to ``<path>.pt``,
-        each atomically. A trailing ``.json``/``.pt`` in ``path`` is ignored.
+        """Writes the config to ``<path>.json`` and the weights (on the CPU) to ``<path>.pt``.
+        A trailing ``.json``/``.pt`` in ``path`` is ignored.
+
+        Both files are written to temporary files first and replace the old pair only when both
+        are complete, so a failed save (a full disk, say) leaves the old pair as it was. The
+        weights file also records the config it was saved with (in the state dict's
+        ``_metadata``, which ``load_state_dict`` ignores), so that :meth:`load` can tell a pair
+        whose save was killed between the two renames.
+
+        Raises:
+            OSError: If a file could not be written; the message names it and the cause.
 
         Example:
             >>> model.save("runs/model")  # runs/model.json + runs/model.pt  # doctest: +SKIP
         """
         base = _base_path(path)
-        self.config.save(_with_suffix(base, ".json"))
-        save_weights(self, _with_suffix(base, ".pt"))  # type: ignore[arg-type]
+        config_json = self.config._json()
+        state = _cpu_state(self, config_json)  # type: ignore[arg-type]
+        atomic_write_all(
+            [
+                (_with_suffix(base, ".pt"), lambda f: torch.save(state, f), True),
+                (_with_suffix(base, ".json"), lambda f: f.write(config_json), False),
+            ]
+        )
 
     @classmethod
     def load(cls: type[_M], path: str | os.PathLike) -> _M:
         """Rebuilds a model written by :meth:`save`: validates ``<path>.json``, builds the model
         from it, then loads ``<path>.pt`` with ``weights_only=True`` onto the CPU.
 
+        Files written by PyBlaze v1 load too.
+
         Raises:
             FileNotFoundError: If either file does not exist.
             ValueError: If the config is invalid, or the weights file is unreadable or does not
-                fit the architecture; the message names the file.
+                fit the architecture, or the two files were not saved together; the message
+                names the files.
 
         Example:
             >>> model = Model.load("runs/model")  # doctest: +SKIP
@@ -463,15 +566,32 @@ class Configurable:
         base = _base_path(path)
         config_path = require_file(_with_suffix(base, ".json"), f"the config of a {cls.__name__}")
         weights_path = require_file(_with_suffix(base, ".pt"), f"the weights of a {cls.__name__}")
-        model = cls(cls._config_class().load(config_path))
+        config = cls._config_class().load(config_path)
+        model = cls(config)
         state = load_weights(weights_path)
+        mismatch = _config_mismatch(state, config, weights_path, config_path)
         try:
             model.load_state_dict(state)  # type: ignore[attr-defined]
         except RuntimeError as e:
+            if mismatch:
+                raise ValueError(
+                    f"Expected '{weights_path}' and '{config_path}' to be saved together. "
+                    f"Received a mixed pair: {mismatch}. A save that was killed between "
+                    f"replacing the two files, or an edited config file, leaves such a pair; "
+                    f"save the model again."
+                ) from e
             raise ValueError(
                 f"Expected the weights in '{weights_path}' to fit the {cls.__name__} built from "
                 f"'{config_path}'. {e}"
             ) from e
+        if mismatch:
+            warnings.warn(
+                f"'{weights_path}' was saved with another config than '{config_path}' holds "
+                f"({mismatch}); the weights fit, so the model was loaded with the config file's "
+                f"values. Save the model again to make the pair agree.",
+                UserWarning,
+                stacklevel=2,
+            )
         return model
 
     def __getattr__(self, name: str) -> Any:
@@ -482,6 +602,13 @@ class Configurable:
             except AttributeError:
                 pass
         config = self.__dict__.get("_config")
-        if config is not None and name in _fields(type(config)):
+        if config is None or name.startswith("__"):
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        try:  # as PyBlaze v1: fields, properties and methods of the config
             return getattr(config, name)
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        except AttributeError:
+            fields = ", ".join(_fields(type(config))) or "(none)"
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '{name}', nor has its config "
+                f"{type(config).__name__} (fields: {fields})."
+            ) from None

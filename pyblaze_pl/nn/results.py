@@ -5,12 +5,38 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+import reprlib
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pyblaze_pl._io import atomic_write, require_file
 
-_FORMAT = "pyblaze_pl.History"
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+
+# PyBlaze 2.x names of History values (pyblaze/nn/engine/_history.py in PyBlaze 2.3.2, where
+# `loss` is the per-epoch mean of the batch losses and `batch_loss` every batch's loss).
+_HISTORY_ALIASES = {"loss": "train_loss", "batch_loss": "micro_train_loss"}
+_REMOVED = {
+    "inspect": "History.inspect (PyBlaze 2.x) is not available: the library records no "
+    "timestamps per value. Use history[name] or history.<name> for the values."
+}
+
+
+class Keys(list):
+    """The sorted metric names: a list (PyBlaze v1's ``history.keys`` / ``evaluation.keys`` is a
+    property) that can also be called (``metrics.keys()``, as on a dict or in PyBlaze 2.x
+    callbacks); calling it returns the list itself.
+
+    Example:
+        >>> keys = Keys(["accuracy", "loss"])
+        >>> keys == keys() == ["accuracy", "loss"]
+        True
+    """
+
+    def __call__(self) -> Keys:
+        return self
 
 
 class _MetricsAsAttributes:
@@ -26,6 +52,47 @@ class _MetricsAsAttributes:
             raise AttributeError(e.args[0]) from None
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _checked_record(record: Any, index: int) -> dict[str, Any]:
+    """One epoch of a History file with its values as floats; ValueError naming what is wrong."""
+    where = f"metrics[{index}] (epoch {index + 1})"
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{where}: expected an object of metric values, received "
+            f"{_repr.repr(record)} ({type(record).__name__})"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "micro_train_loss":
+            if isinstance(value, list) and all(_number(v) for v in value):
+                checked[key] = [float(v) for v in value]
+                continue
+            expected = "a list of numbers (one loss per batch)"
+        elif _number(value):
+            checked[key] = float(value)
+            continue
+        else:
+            expected = "a number (NaN allowed)"
+        raise ValueError(
+            f"{where}[{key!r}]: expected {expected}, received {_repr.repr(value)} "
+            f"({type(value).__name__})"
+        )
+    return checked
+
+
 class History(_MetricsAsAttributes):
     """Metrics recorded while training, one record per epoch.
 
@@ -33,11 +100,13 @@ class History(_MetricsAsAttributes):
     every batch of every epoch (flat), ``train_loss`` the per-epoch mean of the batch losses, and
     ``val_loss`` / ``val_<metric>`` the values computed on the validation data after each epoch.
     An epoch in which a key was not computed (validation skipped, say) holds NaN for it.
+    PyBlaze 2.x's names work as attributes too: ``history.loss`` is ``train_loss`` and
+    ``history.batch_loss`` is ``micro_train_loss`` (unless the History has keys of those names).
 
     Example:
         >>> history = History(1.5, [{"micro_train_loss": [0.9, 0.7], "train_loss": 0.8}])
-        >>> history.train_loss, len(history)
-        ([0.8], 1)
+        >>> history.train_loss, len(history), history.keys, history.loss
+        ([0.8], 1, ['micro_train_loss', 'train_loss'], [0.8])
     """
 
     def __init__(self, duration: float = 0.0, metrics: Iterable[dict[str, Any]] = ()) -> None:
@@ -45,45 +114,77 @@ class History(_MetricsAsAttributes):
         self._metrics = [dict(m) for m in metrics]
 
     @property
-    def keys(self) -> list[str]:
-        """The sorted names of the recorded metrics."""
-        return sorted({k for m in self._metrics for k in m})
+    def keys(self) -> Keys:
+        """The sorted names of the recorded metrics (a list, also callable: ``keys()``)."""
+        return Keys(sorted({k for m in self._metrics for k in m}))
 
     def to_dict(self) -> dict[str, list]:
         """All metrics as a plain ``dict`` of lists (``micro_train_loss`` flat)."""
         return {k: self[k] for k in self.keys}
 
+    def _records(self) -> list[dict[str, Any]]:
+        """The per-epoch records, each with every key (NaN or ``[]`` where it is missing)."""
+        keys = self.keys
+        return [
+            {k: m.get(k, [] if k == "micro_train_loss" else math.nan) for k in keys}
+            for m in self._metrics
+        ]
+
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the history to ``path`` as JSON, atomically.
+        """Writes the history to ``path`` as JSON, atomically, in PyBlaze v1's format
+        (``{"duration": ..., "metrics": [...]}``), which PyBlaze v1's ``History.load`` reads.
+        Every epoch holds every key (NaN, or no batch losses, where it was not computed), as
+        PyBlaze v1 reads the keys of the first epoch from every epoch.
 
         Example:
             >>> history.save("runs/history.json")  # doctest: +SKIP
         """
-        content = {"format": _FORMAT, "version": 1, "duration": self.duration}
-        content["metrics"] = self._metrics
-        atomic_write(path, lambda f: json.dump(content, f, indent=2, sort_keys=True), binary=False)
+        content = {"duration": self.duration, "metrics": self._records()}
+        atomic_write(path, lambda f: json.dump(content, f, indent=4, sort_keys=True), binary=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
-        """Reads a history written by :meth:`save` or by PyBlaze v1's ``History.save``.
+        """Reads a history written by :meth:`save` (also by earlier versions of the library) or
+        by PyBlaze v1's ``History.save``, checking every value.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not a history file.
+            ValueError: If the file is not a history file; the message names the file and the
+                first wrong value (its epoch and key, what was expected and received).
+
+        Example:
+            >>> history = History.load("runs/history.json")  # doctest: +SKIP
         """
         path = require_file(path, "a History JSON file")
+        expected = (
+            f"Expected '{path}' to hold a History: a JSON object with 'duration' (seconds) and "
+            f"'metrics', a list with one object of metric values per epoch (written by "
+            f"History.save or PyBlaze)."
+        )
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
-            metrics = content["metrics"]
-            if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
-                raise TypeError("'metrics' must be a list of objects")
-            return cls(content.get("duration", 0.0), metrics)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{expected} Received a file that is not valid JSON ({e}).") from e
+        except RecursionError:
+            raise ValueError(f"{expected} Received JSON nested too deeply to read.") from None
+        if not isinstance(content, dict) or not isinstance(content.get("metrics"), list):
+            received = (
+                f"an object with keys {sorted(content)}"
+                if isinstance(content, dict)
+                else f"a JSON {type(content).__name__}"
+            )
+            raise ValueError(f"{expected} Received: {received}.")
+        duration = content.get("duration", 0.0)
+        if not _number(duration):
             raise ValueError(
-                f"Expected a History JSON file with 'duration' and a list of per-epoch 'metrics' "
-                f"(written by History.save or PyBlaze). Received: '{path}', which could not be "
-                f"read ({type(e).__name__}: {e})."
-            ) from e
+                f"{expected} Received: 'duration' {_repr.repr(duration)} "
+                f"({type(duration).__name__}), expected a number."
+            )
+        try:
+            metrics = [_checked_record(m, i) for i, m in enumerate(content["metrics"])]
+        except ValueError as e:
+            raise ValueError(f"{expected} Received: {e}.") from None
+        return cls(duration, metrics)
 
     @staticmethod
     def cat(first: History, second: History) -> History:
@@ -91,13 +192,18 @@ class History(_MetricsAsAttributes):
         return History(first.duration + second.duration, first._metrics + second._metrics)
 
     def plot(self, keys: Iterable[str] | None = None):  # -> matplotlib.figure.Figure (lazy import)
-        """Plots the per-epoch losses and metrics (and the per-batch loss as a faint line).
+        """Plots the losses and metrics: one panel for the losses, one for the other metrics,
+        with titles, axis labels and integer epoch ticks from 1. The per-batch loss
+        (``micro_train_loss``) is drawn within its epochs, faint next to per-epoch losses.
 
         Args:
-            keys: The per-epoch keys to plot; all of them by default.
+            keys: The keys to plot (``micro_train_loss`` included); all of them by default.
 
         Returns:
             A ``matplotlib.figure.Figure``; no window is opened.
+
+        Example:
+            >>> history.plot(["train_loss", "val_loss"]).savefig("loss.png")  # doctest: +SKIP
         """
         from pyblaze_pl.nn._plot import plot_history
 
@@ -108,6 +214,21 @@ class History(_MetricsAsAttributes):
 
     def __contains__(self, key: object) -> bool:
         return any(key in m for m in self._metrics)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in self:
+            return super().__getattr__(name)
+        if name in _REMOVED:
+            raise AttributeError(_REMOVED[name])
+        if name in _HISTORY_ALIASES:
+            key = _HISTORY_ALIASES[name]
+            if key not in self:
+                raise AttributeError(
+                    f"History has no metric {name!r} (PyBlaze 2.x's name for {key!r}). "
+                    f"Available: {self.keys}."
+                )
+            return self[key]
+        return super().__getattr__(name)
 
     def __getitem__(self, key: str) -> list:
         if key not in self:
@@ -123,9 +244,10 @@ class History(_MetricsAsAttributes):
         self.__init__(state["duration"], state["metrics"])
 
     def __eq__(self, other: object) -> bool:
+        """Same duration, keys and values; NaN equals NaN (it stands for a value not computed)."""
         if not isinstance(other, History):
             return NotImplemented
-        return self.duration == other.duration and self._metrics == other._metrics
+        return self.duration == other.duration and _equal(self._records(), other._records())
 
     def __repr__(self) -> str:
         last = self._metrics[-1] if self._metrics else {}
@@ -133,22 +255,34 @@ class History(_MetricsAsAttributes):
         return f"History(epochs={len(self)}, duration={self.duration:.2f}s, last: {last or '-'})"
 
 
-class Evaluation(_MetricsAsAttributes):
-    """Metrics computed on a data set, available as attributes and items.
+class Evaluation(_MetricsAsAttributes, Mapping):
+    """Metrics computed on a data set: a read-only mapping (``dict(evaluation)``, ``.items()``,
+    ``.get()``, ``in``, ``len``) whose values are also attributes.
+
+    ``keys`` is PyBlaze v1's property, the sorted list of names, and can also be called as on a
+    dict (``evaluation.keys()`` returns the same list). Iteration follows the sorted names. A
+    metric whose name is also a method (``items``, ``values``, ``get``, ``keys``) is read as an
+    item: ``evaluation["values"]``.
+
+    ``evaluation["_timestamp"]`` is, as in PyBlaze v1, the time (``time.time()``) when the
+    metrics were complete (the Evaluation was created) unless given; it is not listed in ``keys``.
 
     Example:
-        >>> evaluation = Evaluation({"accuracy": 0.9})
-        >>> evaluation.accuracy, evaluation["accuracy"], evaluation.keys
-        (0.9, 0.9, ['accuracy'])
+        >>> evaluation = Evaluation({"loss": 0.3, "accuracy": 0.9})
+        >>> evaluation.accuracy, evaluation["accuracy"], evaluation.keys, evaluation.keys()
+        (0.9, 0.9, ['accuracy', 'loss'], ['accuracy', 'loss'])
+        >>> dict(evaluation), evaluation.get("f1", 0.0)
+        ({'accuracy': 0.9, 'loss': 0.3}, 0.0)
     """
 
-    def __init__(self, metrics: dict[str, float]) -> None:
+    def __init__(self, metrics: Mapping[str, float]) -> None:
         self._metrics = dict(metrics)
+        self._created = time.time()
 
     @property
-    def keys(self) -> list[str]:
-        """The sorted names of the metrics."""
-        return sorted(self._metrics)
+    def keys(self) -> Keys:  # type: ignore[override]
+        """The sorted names of the metrics (a list, also callable: ``keys()``)."""
+        return Keys(sorted(self._metrics))
 
     def to_dict(self) -> dict[str, float]:
         """The metrics as a plain ``dict`` (keys starting with ``_`` left out)."""
@@ -156,21 +290,23 @@ class Evaluation(_MetricsAsAttributes):
 
     def with_prefix(self, prefix: str) -> Evaluation:
         """A copy whose metric names start with ``prefix`` (e.g. ``'val_'``)."""
-        return Evaluation({f"{prefix}{k}": v for k, v in self._metrics.items()})
+        result = Evaluation({f"{prefix}{k}": v for k, v in self._metrics.items()})
+        result._created = self._created
+        return result
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._metrics
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self._metrics)
 
     def __getitem__(self, key: str) -> float:
         try:
             return self._metrics[key]
         except KeyError:
+            if key == "_timestamp":
+                return self._created
             raise KeyError(f"Evaluation has no metric {key!r}. Available: {self.keys}.") from None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Evaluation):
-            return NotImplemented
-        return self._metrics == other._metrics
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v:.5f}" for k, v in sorted(self.to_dict().items()))

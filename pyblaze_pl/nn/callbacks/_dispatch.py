@@ -96,6 +96,14 @@ class Dispatch:
         if reason is not None and reason.verbose and prints:
             print(reason, file=sys.stderr if getattr(reason, "to_stderr", False) else sys.stdout)
 
+    def close(self) -> None:
+        """An exception ends the call: consoles end a live line (``close()`` of the progress
+        loggers), so that the traceback starts on a line of its own."""
+        for c in {id(c): c for c in (*self.training, *self.prediction)}.values():
+            close = getattr(c, "close", None)
+            if callable(close):
+                close()
+
     def _catch(self, hook: Any) -> bool:
         try:
             for c in self.training:

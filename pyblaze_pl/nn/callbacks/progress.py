@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import shutil
 import sys
 import time
 from typing import IO, Any
@@ -15,7 +16,8 @@ from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback, i
 from pyblaze_pl.nn.results import Evaluation
 
 _ERASE_LINE = "\x1b[2K"
-_WIDTH = 30
+_WIDTH = 30  # the widest bar; narrower terminals get a narrower one
+_MIN_BAR = 10  # narrower than this, the bar is left out
 _REDRAW_SECONDS = 0.1
 
 Output = str | os.PathLike | IO[str] | None
@@ -46,30 +48,69 @@ def format_summary(elapsed: float, metrics: dict[str, float] | None = None) -> s
     return f" [Elapsed {_elapsed(elapsed)}] {values}".rstrip()
 
 
+def _fit(columns: int, fraction: float, status: str, elapsed: str) -> str:
+    """The live line for a terminal ``columns`` wide, e.g.
+    ``" [=====>    ] (50.0%) ETA 0:00:03 [Elapsed 0:00:03]"``.
+
+    The bar shrinks (from 30 to 10 characters) to fit; if the line still does not fit, the
+    elapsed time is left out (the summary line prints it), then ``status`` (the ETA or the
+    validation step), then the bar. The last column is never written, so the line never wraps.
+
+    Example:
+        >>> _fit(40, 0.5, "ETA 0:00:03", "0:00:03")
+        ' [=======>        ] (50.0%) ETA 0:00:03'
+    """
+    available = max(columns - 1, 1)
+    percent = f"({fraction:.1%})"
+    for tail in (f" {status} [Elapsed {elapsed}]", f" {status}", ""):
+        width = min(_WIDTH, available - len(f" [] {percent}{tail}"))
+        if width >= _MIN_BAR:
+            filled = round(fraction * width)
+            bar = "=" * width if filled >= width else ("=" * (filled - 1) + ">" if filled else "")
+            return f" [{bar:<{width}}] {percent}{tail}"
+    return f" {percent}"[:available]
+
+
 class _ProgressBar:
     """A bar over ``total`` steps. The live bar is drawn only on a terminal (at most 10 times a
-    second); the summary line is always printed."""
+    second), fitted to the terminal's width; the summary line is always printed."""
 
     def __init__(self, total: int, stream: IO[str]) -> None:
         self.total = max(total, 1)
         self.stream = stream
         self.live = stream.isatty() if hasattr(stream, "isatty") else False
         self.current = 0
+        self.status: str | None = None  # shown instead of the ETA, e.g. "validating 3/10"
         self.start_time = time.monotonic()
         self._drawn_at = -_REDRAW_SECONDS
+        self._line_open = False  # a live line is drawn and not yet ended
         self._draw()
 
     def step(self) -> None:
         self.current += 1
-        if self.live and (
-            self.current >= self.total or time.monotonic() - self._drawn_at >= _REDRAW_SECONDS
-        ):
-            self._draw()
+        self._redraw(force=self.current >= self.total)
+
+    def show(self, status: str | None, force: bool = False) -> None:
+        """Shows ``status`` instead of the ETA (None: the ETA again)."""
+        self.status = status
+        self._redraw(force)
 
     def finish(self, metrics: dict[str, float] | None = None) -> None:
         prefix = _ERASE_LINE if self.live else ""
         line = format_summary(time.monotonic() - self.start_time, metrics)
         print(prefix + line, file=self.stream, flush=True)
+        self._line_open = False
+
+    def close(self) -> None:
+        """Ends a live line that is still drawn, so that what is printed next (a traceback, a
+        message) starts on a line of its own; the bar stays visible where it stopped."""
+        if self._line_open:
+            print(file=self.stream, flush=True)
+            self._line_open = False
+
+    def _redraw(self, force: bool) -> None:
+        if self.live and (force or time.monotonic() - self._drawn_at >= _REDRAW_SECONDS):
+            self._draw()
 
     def _draw(self) -> None:
         if not self.live:
@@ -77,17 +118,14 @@ class _ProgressBar:
         now = time.monotonic()
         self._drawn_at = now
         fraction = min(self.current / self.total, 1.0)
-        filled = round(fraction * _WIDTH)
-        bar = "=" * _WIDTH if filled >= _WIDTH else ("=" * (filled - 1) + ">" if filled else "")
         elapsed = now - self.start_time
-        eta = _elapsed((1 - fraction) / fraction * elapsed) if fraction else "n/a"
-        print(
-            f"{_ERASE_LINE} [{bar:<{_WIDTH}}] ({fraction:.1%}) ETA {eta} "
-            f"[Elapsed {_elapsed(elapsed)}]",
-            end="\r",
-            file=self.stream,
-            flush=True,
-        )
+        if self.status is None:
+            status = f"ETA {_elapsed((1 - fraction) / fraction * elapsed) if fraction else 'n/a'}"
+        else:
+            status = self.status
+        line = _fit(shutil.get_terminal_size().columns, fraction, status, str(_elapsed(elapsed)))
+        print(_ERASE_LINE + line, end="\r", file=self.stream, flush=True)
+        self._line_open = True
 
 
 class _ConsoleCallback:
@@ -96,6 +134,7 @@ class _ConsoleCallback:
     def __init__(self, file: Output = None) -> None:
         self.file = file
         self._opened: IO[str] | None = None
+        self.progress: _ProgressBar | None = None
 
     def _open(self) -> IO[str]:
         if not is_global_zero():  # several processes (DDP): only the first one prints
@@ -106,18 +145,33 @@ class _ConsoleCallback:
             if self._opened is None:
                 path = os.path.expanduser(self.file)
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                self._opened = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _close
+                self._opened = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close
             return self._opened
         return self.file
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Ends the live bar's line if one is drawn and closes a file opened for the output.
+
+        Runs when training or predicting ends; an engine also calls it when an exception ends a
+        run, so that the traceback starts on a line of its own instead of inside the bar.
+
+        Example:
+            >>> logger = BatchProgressLogger()
+            >>> logger.close()  # nothing drawn: nothing printed
+        """
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
         if self._opened is not None:
             self._opened.close()
             self._opened = None
 
 
-class BatchProgressLogger(_ConsoleCallback, TrainingCallback):
+class BatchProgressLogger(_ConsoleCallback, TrainingCallback, PredictionCallback):
     """Prints ``Epoch i/n:``, a live bar over the epoch's batches and the epoch's metrics.
+
+    While the validation of an epoch runs, the live bar (at 100%) shows
+    ``validating <batch>/<batches>`` instead of the ETA.
 
     Args:
         file: Where to write: standard output (default), a text stream, or a path (appended to).
@@ -131,11 +185,12 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback):
     def __init__(self, file: Output = None) -> None:
         super().__init__(file)
         self.num_epochs = 0
-        self.progress: _ProgressBar | None = None
+        self._validation: list[int] | None = None  # [done, total] while validation runs
 
     def before_training(self, model: nn.Module, num_epochs: int) -> None:
         self.num_epochs = num_epochs
         self.progress = None
+        self._validation = None
 
     def before_epoch(self, current: int, num_iterations: int) -> None:
         stream = self._open()
@@ -144,9 +199,26 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback):
 
     after_batch_receives = "tensor"  # no host sync per batch
 
-    def after_batch(self, train_loss: Any) -> None:
-        if self.progress is not None:
+    def after_batch(self, *args: Any) -> None:
+        """A training batch (with its loss) or, while validation runs, a validation batch."""
+        if self.progress is None:
+            return
+        if self._validation is None:
             self.progress.step()
+            return
+        self._validation[0] += 1
+        done, total = self._validation
+        self.progress.show(f"validating {done}/{total}", force=done >= total)
+
+    def before_predictions(self, model: nn.Module, num_iterations: int) -> None:
+        if self.progress is not None:  # validation inside fit; evaluate/predict draw nothing
+            self._validation = [0, num_iterations]
+            self.progress.show(f"validating 0/{num_iterations}", force=True)
+
+    def after_predictions(self) -> None:
+        if self._validation is not None and self.progress is not None:
+            self.progress.show(None)  # the ETA again (validation in the middle of an epoch)
+        self._validation = None
 
     def after_epoch(self, metrics: Evaluation) -> None:
         if self.progress is not None:
@@ -154,8 +226,8 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback):
             self.progress = None
 
     def after_training(self) -> None:
-        self.progress = None
-        self._close()
+        self._validation = None
+        self.close()
 
 
 class EpochProgressLogger(_ConsoleCallback, TrainingCallback):
@@ -164,10 +236,6 @@ class EpochProgressLogger(_ConsoleCallback, TrainingCallback):
     Args:
         file: Where to write: standard output (default), a text stream, or a path (appended to).
     """
-
-    def __init__(self, file: Output = None) -> None:
-        super().__init__(file)
-        self.progress: _ProgressBar | None = None
 
     def before_training(self, model: nn.Module, num_epochs: int) -> None:
         self.progress = _ProgressBar(num_epochs, self._open())
@@ -179,8 +247,7 @@ class EpochProgressLogger(_ConsoleCallback, TrainingCallback):
     def after_training(self) -> None:
         if self.progress is not None:
             self.progress.finish()
-            self.progress = None
-        self._close()
+        self.close()
 
 
 class PredictionProgressLogger(_ConsoleCallback, PredictionCallback):
@@ -189,10 +256,6 @@ class PredictionProgressLogger(_ConsoleCallback, PredictionCallback):
     Args:
         file: Where to write: standard output (default), a text stream, or a path (appended to).
     """
-
-    def __init__(self, file: Output = None) -> None:
-        super().__init__(file)
-        self.progress: _ProgressBar | None = None
 
     def before_predictions(self, model: nn.Module, num_iterations: int) -> None:
         self.progress = _ProgressBar(num_iterations, self._open())
@@ -204,5 +267,4 @@ class PredictionProgressLogger(_ConsoleCallback, PredictionCallback):
     def after_predictions(self) -> None:
         if self.progress is not None:
             self.progress.finish()
-            self.progress = None
-        self._close()
+        self.close()

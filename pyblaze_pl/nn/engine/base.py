@@ -84,11 +84,13 @@ def reject_dropped_hooks(engine: Engine) -> None:
             )
 
 
-def _run(engine: Engine, gpu: object, callbacks: object, trainer_kwargs: object) -> Any:
+def _run(
+    engine: Engine, gpu: object, callbacks: object, trainer_kwargs: object, runner: str
+) -> Any:
     # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
     from pyblaze_pl._lightning.run import Run
 
-    return Run(engine, gpu=gpu, callbacks=callbacks, trainer_kwargs=trainer_kwargs)
+    return Run(engine, gpu=gpu, callbacks=callbacks, trainer_kwargs=trainer_kwargs, runner=runner)
 
 
 class Engine(TrainingCallback, PredictionCallback):
@@ -162,6 +164,7 @@ class Engine(TrainingCallback, PredictionCallback):
         trainer_kwargs: Mapping[str, Any] | None = None,
         ckpt_path: str | os.PathLike | None = None,
         stop_on_nonfinite: bool = True,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> History:
         """Trains the model and returns its :class:`History`.
@@ -181,6 +184,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
+            runner: ``'auto'`` (default): the lean runner, a plain PyTorch loop, when the call
+                needs nothing of Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs``
+                or ``ckpt_path``; one device), else the Trainer. ``'trainer'`` always uses the
+                Trainer; ``'lean'`` refuses a call the lean runner cannot run. Both give the
+                same numbers.
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
                 those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
                 the prefix, during validation (as in PyBlaze 2.x).
@@ -198,7 +206,7 @@ class Engine(TrainingCallback, PredictionCallback):
             val_metrics = MetricSet()
         elif callable(kwargs.get("loss")):
             val_metrics.add("loss", kwargs["loss"])
-        return _run(self, gpu, callbacks, trainer_kwargs).fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, runner).fit(
             train_data,
             val_data,
             epochs=epochs,
@@ -217,6 +225,7 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> Evaluation:
         """Computes ``metrics`` over all of ``data`` and returns them as an :class:`Evaluation`.
@@ -234,7 +243,8 @@ class Engine(TrainingCallback, PredictionCallback):
         kwargs = drop_neutral(kwargs, EVALUATE_OPTIONS)
         check_eval_kwargs(self, kwargs)
         metric_set = MetricSet(metrics)
-        return _run(self, gpu, callbacks, trainer_kwargs).evaluate(data, metric_set, kwargs)
+        run = _run(self, gpu, callbacks, trainer_kwargs, runner)
+        return run.evaluate(data, metric_set, kwargs)
 
     def predict(
         self,
@@ -243,6 +253,7 @@ class Engine(TrainingCallback, PredictionCallback):
         gpu: object = "auto",
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        runner: str = "auto",
         **kwargs: Any,
     ) -> Any:
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
@@ -256,7 +267,7 @@ class Engine(TrainingCallback, PredictionCallback):
         check_v1_positional("predict", callbacks, gpu, "callbacks")
         reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
         kwargs = drop_neutral(kwargs, PREDICT_OPTIONS)
-        return _run(self, gpu, callbacks, trainer_kwargs).predict(data, kwargs)
+        return _run(self, gpu, callbacks, trainer_kwargs, runner).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Raises a TypeError, before training, for keyword arguments of ``train`` that

@@ -53,7 +53,7 @@ class LightningEngine(SupervisedEngine):
         check_fit_arguments(train_data, val_data, epochs)
         check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
-        return _run(self, gpu, callbacks, trainer_kwargs).fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, "trainer").fit(
             train_data,
             val_data,
             epochs=epochs,
