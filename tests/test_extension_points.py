@@ -101,8 +101,9 @@ def recorder(training_base: type, prediction_base: type, model: nn.Module, probe
     return Recorder()
 
 
+@pytest.mark.parametrize("runner", ["trainer", "lean"])
 @pytest.mark.parametrize("with_val", [True, False])
-def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val):
+def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val, runner):
     probe = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
     theirs_model = copy.deepcopy(bn_net().layers)
     ours = bn_net()
@@ -114,7 +115,7 @@ def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val):
         optimizer=optim.SGD(theirs_model.parameters(), lr=0.1), loss=nn.MSELoss(),
     )  # fmt: skip
     ours.fit(
-        regression_loader(), val, epochs=2, callbacks=[ours_cb], gpu=False,
+        regression_loader(), val, epochs=2, callbacks=[ours_cb], gpu=False, runner=runner,
         optimizer=optim.SGD(ours.parameters(), lr=0.1), loss=nn.MSELoss(),
     )  # fmt: skip
     assert ours_cb.log == theirs_cb.log
@@ -129,7 +130,10 @@ def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
 
 
-def test_model_mode_keeps_a_frozen_submodule_in_eval_mode():
+@pytest.mark.parametrize("runner", ["trainer", "lean"])
+def test_model_mode_keeps_a_frozen_submodule_in_eval_mode(runner):
+    if runner == "lean":
+        pytest.xfail("the lean runner's model.train() resets submodules the user froze")
     model = bn_net()
     model.layers[1].eval()  # frozen by the user; Lightning keeps it so during training
     seen = []
@@ -141,6 +145,7 @@ def test_model_mode_keeps_a_frozen_submodule_in_eval_mode():
     model.fit(
         regression_loader(), regression_loader(16, seed=1), epochs=1, callbacks=[Probe()],
         gpu=False, optimizer=optim.SGD(model.parameters(), lr=0.1), loss=nn.MSELoss(),
+        runner=runner,
     )  # fmt: skip
     assert seen == [(False, False)]
     assert model.layers[1].training is False
