@@ -66,7 +66,7 @@ def test_interactive_sessions_use_notebook_ddp(gpus, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "value", ["cuda", "gpu", None, 1.0, [], [0, "1"], [True], {"gpu": 0}, -1, [0, 0]]
+    "value", ["cuda", "gpu", 1.0, [], [0, "1"], [True], {"gpu": 0}, -1, [0, 0]]
 )
 def test_invalid_values_name_the_value_and_the_choices(gpus, value):
     gpus(5, 5)

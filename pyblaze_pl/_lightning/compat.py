@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
+from torch.utils.data import DataLoader
 
 
 def fit_options(trainer_fit: Callable[..., Any], ckpt_path: str | None) -> dict[str, Any]:
@@ -123,3 +124,29 @@ def logged_since(trainer: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
     and 2.6.6.
     """
     return {k: v for k, v in trainer.callback_metrics.items() if snapshot.get(k) is not v}
+
+
+class _Batches:
+    """A DataLoader that Lightning sees as a plain iterable (with the loader's length)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Any:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def predict_loader(data: Any, world_size: int) -> Any:
+    """The loader to hand to ``Trainer.predict``.
+
+    For prediction, Lightning (2.4.0-2.6.6, ``_DataConnector._prepare_dataloader``) re-creates
+    every ``DataLoader`` to track sample indices. That fails with a ``MisconfigurationException``
+    for a DataLoader subclass whose ``__init__`` arguments are not attributes of the same name.
+    One process needs no index tracking (predictions are collected in order), so such a loader
+    is passed as a plain iterable; several processes keep Lightning's distributed sampler.
+    """
+    is_subclass = isinstance(data, DataLoader) and type(data) is not DataLoader
+    return _Batches(data) if is_subclass and world_size == 1 else data

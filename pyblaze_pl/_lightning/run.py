@@ -28,6 +28,7 @@ from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._dispatch import Dispatch
+from pyblaze_pl.nn.callbacks._modes import model_mode
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.engine import context as batch_context
 from pyblaze_pl.nn.engine._checks import explain_batch_error
@@ -68,6 +69,22 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, Mapping):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"keys {list(value)}"
+    return f"{len(value)} values"
+
+
 def _count(batches: Any) -> int | None:
     """Lightning's batch count (a number, ``inf`` or a list of them) as PyBlaze's ``int | None``."""
     total = sum(batches) if isinstance(batches, list) else batches
@@ -94,6 +111,8 @@ def split_callbacks(callbacks: object) -> tuple[list[object], list[Any]]:
         raise TypeError(f"Expected callbacks to be a list. Received: {type(callbacks).__name__}.")
     pyblaze, lightning = [], []
     for callback in callbacks:
+        if callback is None:  # v1 ignored None entries
+            continue
         if isinstance(callback, (TrainingCallback, PredictionCallback)):
             pyblaze.append(callback)
         elif namespace.origin(callback) is not None and hasattr(callback, "on_train_start"):
@@ -155,7 +174,7 @@ class Run:
         given += [(f"trainer_kwargs[{k!r}]", v) for k, v in self.user_options.items()]
         self.package = namespace.choose(given)
         self.gpu = gpu
-        self.devices = resolve_gpu(gpu)
+        self.devices = resolve_gpu(gpu, self.model)
         pyblaze, self.lightning_callbacks = split_callbacks(callbacks)
         self.dispatch = Dispatch(self.model, [engine, *pyblaze])
         self.lean = False
@@ -173,11 +192,15 @@ class Run:
         self.interrupts = InterruptGuard()
         self.predictions: list[Any] = []
         self.values: dict[str, torch.Tensor] = {}  # this epoch's validation values
+        self.collated: list[Any] | None = None  # eval outputs kept for the engine's collate_*
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
         self._pending: dict[str, Any] | None = None
         self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
         self._resumed: dict[str, Any] | None = None  # this rank's state from a checkpoint
+        # PyBlaze's model modes at its hooks (see nn/callbacks/_modes.py)
+        self.user_training = getattr(self.model, "training", None)
+        self.validated = False  # the current (or last) epoch ran validation: eval mode
 
     @functools.cached_property
     def pl(self) -> ModuleType:
@@ -304,7 +327,7 @@ class Run:
         self.trainer = self._new_trainer()
         with ExitStack() as stack:
             self._enter(stack)
-            args, sources = data.sources(loader)
+            args, sources = data.sources(compat.predict_loader(loader, self.trainer.world_size))
             self.trainer.predict(self.module, *args, **sources, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
@@ -374,6 +397,14 @@ class Run:
             raise new from e
         if isinstance(loss, torch.Tensor):
             return loss.detach()
+        if isinstance(loss, (Mapping, list, tuple)):
+            raise TypeError(
+                f"Expected {type(self.engine).__name__}.train_batch to return one loss (a tensor "
+                f"or a float). Received: a {type(loss).__name__} ({_describe(loss)}). pyblaze_pl "
+                f"records one training loss per batch (train_loss, micro_train_loss): return the "
+                f"loss to record (e.g. their sum) and report the parts from a callback or a "
+                f"Lightning logger."
+            )
         return torch.as_tensor(loss, dtype=torch.float32, device=self.module.device)
 
     def eval_batch(self, batch: Any) -> Any:
@@ -396,8 +427,12 @@ class Run:
         self.values = {}
         self._logged_before = compat.metrics_snapshot(trainer) if self.own_steps else {}
         self.context.num_iterations = _count(trainer.num_training_batches)
-        if self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations):
+        with self.pyblaze_mode():
+            stop = self.dispatch.before_epoch(trainer.current_epoch, self.context.num_iterations)
+        if stop:
             trainer.should_stop = True
+        else:
+            self.validated = False
         self._sync_stop()
 
     def add_batch_loss(self, outputs: Any) -> None:
@@ -457,7 +492,9 @@ class Run:
         record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
         self.history._metrics.append(record)
         summary = Evaluation({k: v for k, v in record.items() if k != "micro_train_loss"})
-        if self.dispatch.after_epoch(summary):
+        with self.pyblaze_mode():
+            stop = self.dispatch.after_epoch(summary)
+        if stop:
             self.trainer.should_stop = True
         bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
         if self.stop_on_nonfinite and bad is not None:
@@ -471,6 +508,19 @@ class Run:
             self.trainer.should_stop = True
         # Every rank sees the same History; a callback that decides otherwise stops them all.
         self._sync_stop()
+
+    def pyblaze_mode(self) -> Any:
+        """PyBlaze's model mode for a training hook: eval after an epoch with validation."""
+        return model_mode(self.model, False if self.validated else None)
+
+    def update_collated(self) -> None:
+        """PyBlaze v1: metrics receive ``collate_predictions``/``collate_targets`` of all the
+        evaluation's outputs (only when the engine overrides them; else they stream)."""
+        outputs, self.collated = self.collated, None
+        if outputs:
+            y_pred = self.engine.collate_predictions([output[0] for output in outputs])
+            y_true = self.engine.collate_targets([output[1] for output in outputs])
+            self.metrics.update(y_pred, y_true)
 
     def _sync_stop(self) -> None:
         """Several processes (DDP): if one stops, all stop, at the same epoch."""
@@ -606,7 +656,8 @@ class _Hooks:
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.run._flush_pending()
-        self.run.dispatch.after_training(prints=trainer.is_global_zero)
+        with self.run.pyblaze_mode():
+            self.run.dispatch.after_training(prints=trainer.is_global_zero)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self.run.dispatch.close()
@@ -633,7 +684,10 @@ class _Hooks:
         if not _ignored(self.run, trainer):
             self.run.metrics.to(pl_module.device)
             self.run.metrics.start(unpadded_samples(trainer))  # DDP: count no sample twice
-            self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
+            self.run.collated = [] if self.run.engine.collates_evaluations() else None
+            fitting = trainer.state.fn == "fit"  # PyBlaze: before model.eval()
+            with model_mode(self.run.model, True if fitting else self.run.user_training):
+                self.run.dispatch.before_predictions(_count(trainer.num_val_batches))
         if trainer.state.fn != "fit":
             self.run.context.start()
 
@@ -644,15 +698,21 @@ class _Hooks:
             return
         run = self.run
         if len(run.metrics):
-            run.metrics.update(*(run.engine.eval_batch(batch) if run.own_steps else outputs))
+            output = run.engine.eval_batch(batch) if run.own_steps else outputs
+            if run.collated is not None:
+                run.collated.append(_detached(output))
+            else:
+                run.metrics.update(*output)
         run.dispatch.after_prediction_batch()
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if _ignored(self.run, trainer):
             return
         run = self.run
+        run.update_collated()
         values = run.metrics.compute()
         if trainer.state.fn == "fit":
+            run.validated = True
             values = {f"val_{k}": v for k, v in values.items()}
             if not run.lean:  # for Lightning callbacks and loggers
                 # Those that act when validation ends (ModelCheckpoint) see train_loss too.

@@ -246,10 +246,17 @@ class MetricSet(nn.Module):
                     raise
                 raise new from e
             metric.reset()
-            if isinstance(value, Mapping):
-                values.update({f"{name}_{key}": v for key, v in value.items()})
-            else:
-                values[name] = value
+            named = value.items() if isinstance(value, Mapping) else [(None, value)]
+            for key, v in named:
+                full = name if key is None else f"{name}_{key}"
+                if isinstance(v, Tensor) and v.numel() != 1:
+                    raise ValueError(
+                        f"Expected metrics[{name!r}] to compute one number"
+                        f"{'' if key is None else f' per key (key {key!r})'}. Received: a "
+                        f"tensor of shape {tuple(v.shape)}. Reduce it to one number, or return "
+                        f"a dict of numbers (each recorded as {name}_<key>)."
+                    )
+                values[full] = v
         return values
 
 

@@ -12,6 +12,8 @@ from torch import nn
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
 from pyblaze_pl.nn.results import Evaluation
 
+_BASE_AFTER_BATCH = (TrainingCallback.after_batch, PredictionCallback.after_batch)
+
 
 def state_key(callback: object) -> str:
     """The key of a callback's state in checkpoints: its ``state_key`` attribute if it has one,
@@ -43,6 +45,13 @@ class Dispatch:
         self.model = model
         self.training = [c for c in callbacks if isinstance(c, TrainingCallback)]
         self.prediction = [c for c in callbacks if isinstance(c, PredictionCallback)]
+        # after_batch: only callbacks that override it, each with the value it asks for
+        self.batch = [
+            (c, getattr(c, "after_batch_receives", "float") == "float")
+            for c in self.training
+            if type(c).after_batch not in _BASE_AFTER_BATCH
+        ]
+        self._batch_float = any(as_float for _, as_float in self.batch)
         self.stop_reason: CallbackException | None = None
         self._training = False
         self._restored: dict[str, Any] = {}
@@ -59,8 +68,13 @@ class Dispatch:
         return self._catch(lambda c: c.before_epoch(current, num_iterations))
 
     def after_batch(self, loss: Any) -> None:
-        for c in self.training:
-            c.after_batch(loss)
+        """User callbacks get a float (one host sync per batch, as PyBlaze); callbacks with
+        ``after_batch_receives = "tensor"`` (the library's own) get the tensor, without a sync."""
+        if not self.batch:
+            return
+        number = float(loss) if self._batch_float else None
+        for c, as_float in self.batch:
+            c.after_batch(number if as_float else loss)
 
     def after_epoch(self, metrics: Evaluation) -> bool:
         """Returns whether a callback asked to stop."""

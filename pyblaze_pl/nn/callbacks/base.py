@@ -43,7 +43,15 @@ class TrainingCallback:
 
     A callback resets its state in ``before_training``, so one instance can serve several ``fit``
     calls.
+
+    Attributes:
+        after_batch_receives: What an override of :meth:`after_batch` receives: ``"float"`` (the
+            default, as PyBlaze: one host synchronisation per batch on a GPU) or ``"tensor"``
+            (the detached 0-dim loss tensor, no synchronisation; the library's own callbacks).
+            Callbacks that do not override ``after_batch`` cost nothing per batch.
     """
+
+    after_batch_receives: str = "float"
 
     def before_training(self, model: nn.Module, num_epochs: int) -> None:
         """Called once before the first epoch (the model is already on its device)."""
@@ -53,11 +61,8 @@ class TrainingCallback:
         :class:`CallbackException` to stop training."""
 
     def after_batch(self, train_loss: Any) -> None:
-        """Called after every training batch with its loss.
-
-        The loss is a detached 0-dim tensor (``float(train_loss)`` gives the number) so that no
-        callback forces a host synchronisation per batch unless it asks for the value.
-        """
+        """Called after every training batch with its loss: a float as in PyBlaze, or the
+        detached 0-dim tensor with ``after_batch_receives = "tensor"``."""
 
     def after_epoch(self, metrics: Evaluation) -> None:
         """Called after each epoch (and its validation) with the epoch's metrics. May raise

@@ -205,6 +205,8 @@ class BatchProgressLogger(_ConsoleCallback, TrainingCallback, PredictionCallback
         print(f"Epoch {current + 1}/{self.num_epochs}:", file=stream, flush=True)
         self.progress = _ProgressBar(num_iterations, stream)
 
+    after_batch_receives = "tensor"  # no host sync per batch
+
     def after_batch(self, *args: Any) -> None:
         """A training batch (with its loss) or, while validation runs, a validation batch."""
         if self.progress is None:

@@ -82,6 +82,8 @@ class LearningRateScheduler(TrainingCallback):
         self.exec_after_batch = after_batch
         self.metric = metric
 
+    after_batch_receives = "tensor"  # no host sync per batch
+
     def after_batch(self, train_loss: Any) -> None:
         if self.exec_after_batch:
             self.scheduler.step()
@@ -206,6 +208,8 @@ class ParameterScheduler(TrainingCallback):
 
     def before_epoch(self, current: int, num_iterations: int) -> None:
         self.epoch = current
+
+    after_batch_receives = "tensor"  # no host sync per batch
 
     def after_batch(self, train_loss: Any) -> None:
         self.iterations += 1

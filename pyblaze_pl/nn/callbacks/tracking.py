@@ -37,6 +37,8 @@ class _Tracker(TrainingCallback):
         self._batch = 0
         self._epoch = 0
 
+    after_batch_receives = "tensor"  # no host sync per batch
+
     def after_batch(self, train_loss: Any) -> None:
         for name, value in _batch_losses(train_loss):
             self.log_metric(name, float(value), self._batch)

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 TRAIN_OPTIONS = {
     "eval_every": (
         "pass trainer_kwargs={'check_val_every_n_epoch': n} (Lightning validates after epochs n, "
-        "2n, ...; PyBlaze also validated after the first and the last epoch)"
+        "2n, ...; PyBlaze also validated after the first and the last epoch); with an endless "
+        "(iterable) train loader, where eval_every meant batches per epoch, pass "
+        "trainer_kwargs={'limit_train_batches': n} instead"
     ),
     "eval_train": (
         "call model.evaluate(train_loader, metrics=...) after fit (pyblaze_pl computes metrics on "
@@ -33,6 +35,14 @@ TRAIN_OPTIONS = {
     ),
     "val_iterations": "pass trainer_kwargs={'limit_val_batches': n}",
 }
+# Values of these options that mean "as before" (PyBlaze's defaults): accepted and ignored.
+NEUTRAL = {
+    "eval_every": None,
+    "eval_train": False,
+    "eval_val": True,
+    "val_iterations": None,
+    "iterations": None,
+}
 EVALUATE_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_val_batches': n}"}
 PREDICT_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_predict_batches': n}"}
 
@@ -42,11 +52,43 @@ _PREFIX = "eval_"
 def reject_options(kwargs: Mapping[str, Any], options: Mapping[str, str], method: str) -> None:
     """Raises a TypeError naming the replacement of the first PyBlaze option in ``kwargs``."""
     for name, replacement in options.items():
-        if name in kwargs:
+        if name in kwargs and not _neutral(name, kwargs[name]):
             raise TypeError(
                 f"Expected no PyBlaze option {name}= in {method}: Lightning's Trainer runs the "
                 f"loop. Received: {name}={kwargs[name]!r}. Instead, {replacement}."
             )
+
+
+def _neutral(name: str, value: Any) -> bool:
+    return name in NEUTRAL and value is NEUTRAL[name]
+
+
+def drop_neutral(kwargs: dict[str, Any], options: Mapping[str, str]) -> dict[str, Any]:
+    """``kwargs`` without the PyBlaze options given with their "as before" value."""
+    return {k: v for k, v in kwargs.items() if not (k in options and _neutral(k, v))}
+
+
+def check_v1_positional(method: str, second: object, third: object, keyword: str) -> None:
+    """Refuses v1's positional order ``(data, iterations, metrics/callbacks, ...)``.
+
+    v1's ``evaluate(data, iterations, metrics, ...)`` and ``predict(data, iterations,
+    callbacks, ...)`` took ``iterations`` second; here ``metrics``/``callbacks`` come second.
+    """
+    v1_order = (
+        isinstance(third, Mapping)
+        if keyword == "metrics"
+        else (second is None or isinstance(second, int))
+        and isinstance(third, (list, tuple))
+        and any(not isinstance(v, int) or isinstance(v, bool) for v in third)
+    )
+    if v1_order or (isinstance(second, int) and not isinstance(second, bool)):
+        raise TypeError(
+            f"Expected {method}(data, {keyword}=...) with keywords: PyBlaze v1's positional order "
+            f"(data, iterations, {keyword}, ...) does not apply. Received: {method}(data, "
+            f"{second!r}, {third!r}, ...). Write {method}(data, {keyword}=...) and, for "
+            f"iterations=n, trainer_kwargs={{'limit_{'val' if keyword == 'metrics' else 'predict'}"
+            f"_batches': n}}."
+        )
 
 
 def split_eval_kwargs(
@@ -64,6 +106,7 @@ def split_eval_kwargs(
         ({'loss': loss}, {'temperature': 0.5})
     """
     reject_options(kwargs, TRAIN_OPTIONS, f"{type(engine).__name__}.train")
+    kwargs = drop_neutral(dict(kwargs), TRAIN_OPTIONS)
     train = {k: v for k, v in kwargs.items() if not k.startswith(_PREFIX)}
     evaluation = {k[len(_PREFIX) :]: v for k, v in kwargs.items() if k.startswith(_PREFIX)}
     check_eval_kwargs(engine, evaluation, prefix=_PREFIX)

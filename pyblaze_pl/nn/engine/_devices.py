@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
-GPU_CHOICES = "'auto', True, False, a GPU index (int) or a list of GPU indices"
+GPU_CHOICES = (
+    "'auto', True, False, a GPU index (int), a list of GPU indices or None (the model's device)"
+)
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,15 @@ def _check_index(index: int, count: int, received: object) -> None:
         )
 
 
-def resolve_gpu(gpu: object) -> DeviceConfig:
+def resolve_gpu(gpu: object, model: object = None) -> DeviceConfig:
     """Resolves PyBlaze's ``gpu`` argument to Lightning's accelerator, devices and strategy.
 
     Args:
         gpu: ``'auto'`` (every visible GPU, else the CPU), ``False`` (CPU), ``True`` (the single
             GPU with the most free memory), an ``int`` (that GPU) or a list of ints (those GPUs,
-            trained with DDP when there are several).
+            trained with DDP when there are several), or ``None``: keep ``model`` on the device
+            its parameters are on (v1's "do not move the model").
+        model: The model, for ``gpu=None``.
 
     Returns:
         The resolved configuration.
@@ -66,6 +70,12 @@ def resolve_gpu(gpu: object) -> DeviceConfig:
         >>> resolve_gpu(False)
         DeviceConfig(accelerator='cpu', devices=1, strategy='auto')
     """
+    if gpu is None:  # v1 (pyblaze/nn/engine/base.py, BaseEngine.evaluate): do not move
+        parameter = next(model.parameters(), None) if hasattr(model, "parameters") else None
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        if device.type == "cuda":
+            return _gpus([device.index if device.index is not None else 0])
+        return DeviceConfig(device.type if device.type == "mps" else "cpu", 1)
     # bool is a subclass of int: test it first.
     if isinstance(gpu, bool):
         if not gpu:

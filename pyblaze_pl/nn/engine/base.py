@@ -24,6 +24,8 @@ from pyblaze_pl.nn.engine._compat import (
     PREDICT_OPTIONS,
     check_batch_kwargs,
     check_eval_kwargs,
+    check_v1_positional,
+    drop_neutral,
     reject_options,
     split_eval_kwargs,
 )
@@ -72,6 +74,26 @@ def collate(outputs: list[Any]) -> Any:
     if isinstance(first, (list, tuple)):
         return type(first)(collate(list(items)) for items in zip(*outputs, strict=True))
     return outputs
+
+
+# PyBlaze hooks that pyblaze_pl does not call -> what to do instead
+_DROPPED_HOOKS = {
+    "collate_losses": (
+        "return one loss from train_batch (several losses per batch are not recorded)"
+    ),
+    "collate_evals": "override collate_predictions and collate_targets (PyBlaze v1's hooks)",
+}
+
+
+def reject_dropped_hooks(engine: Engine) -> None:
+    """Raises a TypeError, before anything runs, for an override of a PyBlaze 2.x hook that
+    would otherwise be silently ignored."""
+    for name, instead in _DROPPED_HOOKS.items():
+        if callable(getattr(engine, name, None)):
+            raise TypeError(
+                f"Expected no {name} on {type(engine).__name__}: pyblaze_pl does not call "
+                f"PyBlaze's {name} hook. Received: an override of {name}. Instead, {instead}."
+            )
 
 
 def _run(
@@ -201,6 +223,7 @@ class Engine(TrainingCallback, PredictionCallback):
         """
         check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
+        reject_dropped_hooks(self)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
@@ -241,7 +264,10 @@ class Engine(TrainingCallback, PredictionCallback):
         check_loader(data, "data")
         check_single_loader(data, "data")
         check_datamodule(data, "val_dataloader", "evaluate")
+        check_v1_positional("evaluate", metrics, callbacks, "metrics")
+        reject_dropped_hooks(self)
         reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
+        kwargs = drop_neutral(kwargs, EVALUATE_OPTIONS)
         check_eval_kwargs(self, kwargs)
         metric_set = MetricSet(metrics)
         run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
@@ -267,7 +293,9 @@ class Engine(TrainingCallback, PredictionCallback):
         check_loader(data, "data")
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
+        check_v1_positional("predict", callbacks, gpu, "callbacks")
         reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
+        kwargs = drop_neutral(kwargs, PREDICT_OPTIONS)
         return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
@@ -289,8 +317,29 @@ class Engine(TrainingCallback, PredictionCallback):
         return self.forward(data)
 
     def collate_predictions(self, predictions: list[Any]) -> Any:
-        """Combines the outputs of :meth:`predict_batch` (default: concatenation)."""
+        """Combines the outputs of :meth:`predict_batch` (default: concatenation).
+
+        As in PyBlaze v1, an engine that overrides this method or :meth:`collate_targets` also
+        shapes what evaluation metrics receive: they are called once per evaluation with
+        ``collate_predictions([y_pred of every batch])`` and ``collate_targets([y_true of every
+        batch])`` (the batches are kept until then). Without an override, metrics are updated
+        batch by batch (streaming).
+        """
         return collate(predictions)
+
+    def collate_targets(self, targets: list[Any]) -> Any:
+        """Combines the targets returned by :meth:`eval_batch` for the metrics (default:
+        concatenation); see :meth:`collate_predictions`."""
+        return collate(targets)
+
+    def collates_evaluations(self) -> bool:
+        """Whether metrics receive the collated outputs of a whole evaluation: true when the
+        engine overrides :meth:`collate_predictions` or :meth:`collate_targets` (PyBlaze v1)."""
+        cls = type(self)
+        return (
+            cls.collate_predictions is not Engine.collate_predictions
+            or cls.collate_targets is not Engine.collate_targets
+        )
 
     # helpers for train_batch
     def forward(self, x: Any) -> Any:

@@ -95,7 +95,7 @@ class MLEEngine(SupervisedEngine):
         *,
         optimizer: torch.optim.Optimizer | None = None,
         loss: Callable[..., torch.Tensor] | None = None,
-        gradient_accumulation_steps: int = 1,
+        gradient_accumulation_steps: int | None = None,
         **kwargs: Any,
     ) -> History:
         """Trains the model; see :meth:`SupervisedEngine.train`.

@@ -43,7 +43,7 @@ class SupervisedEngine(Engine):
         *,
         optimizer: torch.optim.Optimizer | None = None,
         loss: Callable[[Any, Any], torch.Tensor] | None = None,
-        gradient_accumulation_steps: int = 1,
+        gradient_accumulation_steps: int | None = None,
         **kwargs: Any,
     ) -> History:
         """Trains the model; see :meth:`Engine.train` for the common arguments.
@@ -54,6 +54,8 @@ class SupervisedEngine(Engine):
             gradient_accumulation_steps: Batches per optimizer step. Each batch's loss is
                 divided by this number for the backward pass; the optimizer also steps after
                 the last batch of an epoch. ``micro_train_loss`` records each batch's own loss.
+                Passed to :meth:`train_batch` only when given (default 1), so a v1-style
+                ``train_batch`` override without this parameter still works.
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "kwargs")}
         check_fit_call(self, {**kwargs, **arguments})
@@ -63,8 +65,9 @@ class SupervisedEngine(Engine):
                 f"Expected loss to be a callable (y_pred, y_true) -> Tensor, e.g. "
                 f"nn.CrossEntropyLoss(). Received: {type(loss).__name__}."
             )
-        steps = gradient_accumulation_steps
-        check_positive_int("gradient_accumulation_steps", steps)
+        if gradient_accumulation_steps is not None:
+            check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
+            kwargs["gradient_accumulation_steps"] = gradient_accumulation_steps
         return super().train(
             train_data,
             val_data,
@@ -74,7 +77,6 @@ class SupervisedEngine(Engine):
             gpu,
             optimizer=optimizer,
             loss=loss,
-            gradient_accumulation_steps=steps,
             **kwargs,
         )
 
@@ -96,6 +98,9 @@ class SupervisedEngine(Engine):
         return batch_loss.detach()
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+        if type(self).train_batch is not SupervisedEngine.train_batch:  # a (v1-style) override
+            super().check_train_kwargs(kwargs)  # checked against the method that runs
+            return
         # Beyond its own arguments, train_batch passes keywords on to batch_loss.
         own = ("optimizer", "loss", "gradient_accumulation_steps")
         check_batch_kwargs(self, "batch_loss", {k: v for k, v in kwargs.items() if k not in own})
