@@ -132,8 +132,6 @@ def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val, runner):
 
 @pytest.mark.parametrize("runner", ["trainer", "lean"])
 def test_model_mode_keeps_a_frozen_submodule_in_eval_mode(runner):
-    if runner == "lean":
-        pytest.xfail("the lean runner's model.train() resets submodules the user froze")
     model = bn_net()
     model.layers[1].eval()  # frozen by the user; Lightning keeps it so during training
     seen = []

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pyblaze_pl.nn.callbacks._modes import model_mode
 from pyblaze_pl.nn.engine.context import BatchContext
 
 if TYPE_CHECKING:
@@ -124,8 +125,7 @@ class LeanTrainer:
         self._call(module, "fit", self._fit_loop, module, train_data, val_data, hooks, run)
 
     def _fit_loop(self, module: LeanModule, train_data, val_data, hooks, run) -> None:
-        model = run.model
-        model.train()
+        model = run.model  # trained in the modes it is in, as by the Trainer
         hooks.on_train_start(self, module)
         self.num_training_batches = _length(train_data)
         while self.current_epoch < self.max_epochs and not self.should_stop:
@@ -138,9 +138,8 @@ class LeanTrainer:
                     if self.should_stop:
                         break
                 if val_data is not None:
-                    model.eval()
-                    self._evaluate(module, val_data)
-                    model.train()
+                    with model_mode(model, False):  # then every submodule's own mode again
+                        self._evaluate(module, val_data)
             hooks.on_train_epoch_end(self, module)
             run.end_epoch()  # where the Trainer calls the adapter's on_train_epoch_end
             self.current_epoch += 1
@@ -151,13 +150,8 @@ class LeanTrainer:
         self._call(module, "validate", self._validate_loop, module, data)
 
     def _validate_loop(self, module: LeanModule, data: Iterable) -> None:
-        model = self.hooks.run.model
-        training = model.training
-        model.eval()
-        try:
+        with model_mode(self.hooks.run.model, False):
             self._evaluate(module, data)
-        finally:
-            model.train(training)
 
     def _evaluate(self, module: LeanModule, data: Iterable) -> None:
         hooks, run = self.hooks, self.hooks.run
@@ -177,19 +171,14 @@ class LeanTrainer:
 
     def _predict_loop(self, module: LeanModule, data: Iterable) -> None:
         hooks, run = self.hooks, self.hooks.run
-        model = run.model
-        training = model.training
-        model.eval()
         self.num_predict_batches = _length(data)
-        try:
+        with model_mode(run.model, False):
             hooks.on_predict_start(self, module)
             with torch.inference_mode():
                 for batch_idx, batch in enumerate(data):
                     outputs = run.predict_batch(to_device(batch, self.device))
                     hooks.on_predict_batch_end(self, module, outputs, batch, batch_idx)
             hooks.on_predict_end(self, module)
-        finally:
-            model.train(training)
 
     def _call(self, module: LeanModule, stage: str, loop: Any, *args: Any) -> None:
         """Runs ``loop`` between ``setup`` and ``teardown``, with the model on the device; a
