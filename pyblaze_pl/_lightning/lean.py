@@ -30,12 +30,20 @@ if TYPE_CHECKING:
 
 def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` with every tensor on ``device`` (tuples, lists and dicts are walked)."""
+    if device.type == "cpu":  # loaders yield CPU tensors: nothing to move
+        return batch
+    return _to(batch, device)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(_to(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
+        return type(batch)(_to(v, device) for v in batch)
     return batch
 
 

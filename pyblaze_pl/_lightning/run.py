@@ -444,7 +444,7 @@ class Run:
             loss = loss * self.trainer.accumulate_grad_batches  # Lightning divided it
         self._losses.append(loss)
         self.dispatch.after_batch(loss)
-        total = _count(self.trainer.num_training_batches)
+        total = self.context.num_iterations
         if self.trainer.is_last_batch or (total is not None and len(self._losses) >= total):
             self._finalize_losses()
 
