@@ -20,7 +20,7 @@ def test_benchmark_suite_quick_run(tmp_path):
             "--workloads",
             "a,b,c",
             "--contenders",
-            "hand,lightning,pyblaze_pl,pyblaze_pl_trainer",
+            "hand,pyblaze_pl,pyblaze_pl_trainer",
             "--output",
             str(output),
         ],
