@@ -16,11 +16,12 @@ module and optimizer wrappers), with nothing the lean runner's calls need.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn.callbacks._modes import model_mode
 from pyblaze_pl.nn.engine.context import BatchContext
 
@@ -32,19 +33,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` with every tensor on ``device`` (tuples, lists and dicts are walked)."""
     if device.type == "cpu":  # loaders yield CPU tensors: nothing to move
         return batch
-    return _to(batch, device)
-
-
-def _to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
-        return type(batch)(*(_to(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch
+    return map_tensors(batch, lambda tensor: tensor.to(device, non_blocking=True))
 
 
 def _length(data: Iterable) -> float:

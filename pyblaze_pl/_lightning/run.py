@@ -26,6 +26,7 @@ from pyblaze_pl._lightning.data import is_datamodule
 from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
+from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._dispatch import Dispatch
 from pyblaze_pl.nn.callbacks._modes import model_mode
@@ -59,24 +60,8 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     return torch.cat(flat).tolist()
 
 
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, Mapping):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
-def _detached(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, Mapping):
-        return {k: _detached(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_detached(v) for v in value)
-    return value
+def _on_cpu(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().cpu()
 
 
 def _describe(value: Any) -> str:
@@ -700,7 +685,7 @@ class _Hooks:
         if len(run.metrics):
             output = run.engine.eval_batch(batch) if run.own_steps else outputs
             if run.collated is not None:
-                run.collated.append(_detached(output))
+                run.collated.append(map_tensors(output, torch.Tensor.detach))
             else:
                 run.metrics.update(*output)
         run.dispatch.after_prediction_batch()
@@ -732,7 +717,7 @@ class _Hooks:
         self.run.dispatch.before_predictions(_count(trainer.num_predict_batches))
 
     def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
-        self.run.predictions.append(_to_cpu(outputs))
+        self.run.predictions.append(map_tensors(outputs, _on_cpu))
         self.run.dispatch.after_prediction_batch()
 
     def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
