@@ -289,11 +289,7 @@ class Run:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module."""
         self.metrics = metrics
         self.eval_kwargs = kwargs
-        self.own_steps = data.own_step(self.engine, "validation_step")
-        self._choose_runner()
-        if not self.lean:
-            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
-        self.trainer = self._new_trainer()
+        self._set_up("validation_step")
         with ExitStack() as stack:
             self._enter(stack)
             args, sources = data.sources(loader)
@@ -305,11 +301,7 @@ class Run:
     def predict(self, loader: Any, kwargs: dict[str, Any]) -> Any:
         """The engine's outputs for every batch, in loader order, on the CPU."""
         self.predict_kwargs = kwargs
-        self.own_steps = data.own_step(self.engine, "predict_step")
-        self._choose_runner()
-        if not self.lean:
-            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
-        self.trainer = self._new_trainer()
+        self._set_up("predict_step")
         with ExitStack() as stack:
             self._enter(stack)
             args, sources = data.sources(compat.predict_loader(loader, self.trainer.world_size))
@@ -318,6 +310,15 @@ class Run:
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
             return gather_predictions(local)
         return local
+
+    def _set_up(self, step: str) -> None:
+        """The runner, the module and the trainer of ``evaluate`` or ``predict``: a LightningModule
+        estimator's own ``step`` runs if it defines one, else the engine's batch method."""
+        self.own_steps = data.own_step(self.engine, step)
+        self._choose_runner()
+        if not self.lean:
+            self.module = self.model if self.own_steps else adapter_class(self.pl)(self)
+        self.trainer = self._new_trainer()
 
     def _enter(self, stack: ExitStack) -> None:
         if not self.lean:
