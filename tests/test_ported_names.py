@@ -550,3 +550,19 @@ def test_dataset_split_partitions_by_condition() -> None:
     assert odd.indices == [1, 3, 5]
     with pytest.raises(TypeError, match="cannot be split"):
         xnn.NoiseDataset("normal", 2).split(lambda item: True)
+
+
+def test_noise_dataset_takes_pyblaze_2s_latent_dim_keyword():
+    # PyBlaze 2.3.2, pyblaze/nn/data/noise.py: Normal(zeros(latent_dim), ones(latent_dim)).sample()
+    torch.manual_seed(3)
+    expected = torch.distributions.Normal(torch.zeros(16), torch.ones(16)).sample()
+    torch.manual_seed(3)
+    assert torch.equal(next(iter(xnn.NoiseDataset(latent_dim=16))), expected)
+
+
+def test_evaluation_merge_as_pyblaze_v1():
+    # PyBlaze v1, pyblaze/nn/engine/wrappers.py, Evaluation.merge: later evaluations win.
+    merged = xnn.Evaluation.merge(
+        xnn.Evaluation({"a": 1.0, "b": 2.0}), xnn.Evaluation({"b": 3.0}), xnn.Evaluation({"c": 4.0})
+    )
+    assert merged.to_dict() == {"a": 1.0, "b": 3.0, "c": 4.0}

@@ -27,6 +27,8 @@ class NoiseDataset(IterableDataset):
         dimension: The length of each noise vector.
         distribution: A ``torch.distributions.Distribution`` to sample each item from instead
             (PyBlaze 2.x's argument); ``noise_type`` and ``dimension`` are then ignored.
+        latent_dim: PyBlaze 2.x's ``NoiseDataset(latent_dim=n)``: items from
+            ``Normal(zeros(n), ones(n))``, as 2.x draws them.
 
     Example:
         >>> loader = NoiseDataset("normal", 100).loader(batch_size=64)
@@ -40,8 +42,13 @@ class NoiseDataset(IterableDataset):
         dimension: int = 2,
         *,
         distribution: Distribution | None = None,
+        latent_dim: int | None = None,
     ) -> None:
         super().__init__()
+        if latent_dim is not None and distribution is None:  # PyBlaze 2.x's keyword form
+            distribution = torch.distributions.Normal(
+                torch.zeros(latent_dim), torch.ones(latent_dim)
+            )
         if distribution is None and noise_type not in _NOISE_TYPES:
             hint = ""
             if isinstance(noise_type, int):
