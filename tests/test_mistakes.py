@@ -92,7 +92,7 @@ def test_early_stopping_without_val_data(net, before, callback):
         )
     message = str(info.value)
     metric = "val_loss" if isinstance(callback, xnn.EarlyStopping) else "val_accuracy"
-    assert f"stops on {metric!r}" in message
+    assert f"watches {metric!r}" in message
     assert "Received: val_data=None" in message
     assert f"callbacks[0] ({type(callback).__name__})" in message
     assert_untouched(net, before)
@@ -329,3 +329,89 @@ def test_error_in_a_later_batch_names_it(net):
     error = fit_first_batch_error(net, nn.CrossEntropyLoss(), TensorDataset(x, y))
     assert "failed on batch 2 of epoch 1" in str(error)
     assert error.__cause__ is not None
+
+
+# From a Lightning user's trial: LightningModule estimators get the same checks.
+
+
+def _lit():
+    from test_lightning_interop import Lit
+
+    return Lit()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epoch": 1}, r"Received: epoch=1\. Did you mean `epochs` instead of `epoch`\?"),
+        ({"optimizer": 0.1}, r"own training_step and configure_optimizers; for optimizer="),
+        ({"logger": None}, r"`logger`: a Lightning Trainer option: pass trainer_kwargs="),
+    ],
+)
+def test_lightning_module_fit_keywords_are_checked(kwargs, message):
+    model = _lit()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(TypeError, match=message):
+        model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, **kwargs)
+    torch.testing.assert_close(model.state_dict(), before)
+
+
+def test_lightning_module_without_validation_step_refuses_val_data():
+    import pytorch_lightning as pl
+
+    class TrainOnly(xnn.Estimator, pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(8, 3)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self.linear(x), y)
+
+        def configure_optimizers(self):
+            return optim.SGD(self.parameters(), lr=0.1)
+
+    model = TrainOnly()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"TrainOnly to define validation_step"):
+        model.fit(
+            make_loader(make_dataset(16), 8),
+            val_data=make_loader(make_dataset(8), 8),
+            gpu=False,
+        )
+    torch.testing.assert_close(model.state_dict(), before)
+
+
+def test_runner_is_accepted_by_lightning_module_estimators():
+    model = _lit()
+    history = model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="trainer")
+    assert len(history) == 1
+    with pytest.raises(ValueError, match=r"lean runner.*a LightningModule trained by its own"):
+        model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="lean")
+
+
+def test_checkpoint_monitoring_a_validation_metric_without_val_data_is_refused(net, tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    with pytest.raises(ValueError, match=r"callbacks\[0\] \(ModelCheckpoint\), which watches "):
+        net.fit(
+            make_loader(make_dataset(16), 8),
+            optimizer=optim.SGD(net.parameters(), lr=0.1),
+            loss=nn.CrossEntropyLoss(),
+            callbacks=[ModelCheckpoint(dirpath=tmp_path, monitor="val_loss")],
+            gpu=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loggers_passed_as_callbacks_and_unknown_trainer_options(net):
+    from pytorch_lightning.loggers import CSVLogger
+
+    kwargs = {"optimizer": optim.SGD(net.parameters(), lr=0.1), "loss": nn.CrossEntropyLoss()}
+    loader = make_loader(make_dataset(16), 8)
+    with pytest.raises(TypeError, match=r"logger goes to trainer_kwargs=\{'logger': CSVLogger"):
+        net.fit(loader, callbacks=[CSVLogger("runs")], gpu=False, **kwargs)
+    with pytest.raises(
+        TypeError, match=r"'gradient_clip_value'\. Did you mean 'gradient_clip_val'"
+    ):
+        net.fit(loader, trainer_kwargs={"gradient_clip_value": 1.0}, gpu=False, **kwargs)

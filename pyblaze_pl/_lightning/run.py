@@ -9,7 +9,9 @@ callbacks and applies their stop decisions.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import math
 import os
 import time
@@ -103,11 +105,34 @@ def split_callbacks(callbacks: object) -> tuple[list[object], list[Any]]:
         elif namespace.origin(callback) is not None and hasattr(callback, "on_train_start"):
             lightning.append(callback)
         else:
-            raise TypeError(
-                f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or "
-                f"a Lightning Callback. Received: {callback!r} ({type(callback).__name__})."
-            )
+            raise _not_a_callback(callback)
     return pyblaze, lightning
+
+
+def _not_a_callback(callback: object) -> TypeError:
+    name = type(callback).__name__
+    hint = ""
+    if namespace.origin(callback) is not None and hasattr(callback, "log_metrics"):
+        hint = f" A Lightning logger goes to trainer_kwargs={{'logger': {name}(...)}}."
+    shown = repr(callback) if type(callback).__repr__ is not object.__repr__ else "an instance"
+    return TypeError(
+        f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or a "
+        f"Lightning Callback. Received: {shown[:80]} ({name}).{hint}"
+    )
+
+
+def _check_trainer_keys(pl: ModuleType, options: Mapping[str, Any]) -> None:
+    """Refuses ``trainer_kwargs`` keys that Lightning's Trainer does not take, with the closest
+    valid key, before the Trainer is built."""
+    valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TypeError(
+            f"Expected trainer_kwargs keys that Lightning's Trainer takes. Received: "
+            f"{unknown[0]!r}.{hint} Valid keys: {', '.join(valid)}."
+        )
 
 
 RUNNERS = ("auto", "trainer", "lean")
@@ -333,9 +358,12 @@ class Run:
         user = self.user_options
         for key, argument in _RESERVED.items():
             if key in user:
+                value = user[key]
+                listed = key == "callbacks" and isinstance(value, (list, tuple))
+                shown = f"a {type(value).__name__} of {len(value)}" if listed else value
                 raise ValueError(
                     f"Expected trainer_kwargs without {key!r}: pyblaze_pl sets it from "
-                    f"`{argument}`. Received: trainer_kwargs[{key!r}]={user[key]!r}."
+                    f"`{argument}`. Received: trainer_kwargs[{key!r}]={shown!r}."
                 )
         if "devices" in user and self.devices.accelerator != "cpu":
             raise ValueError(
@@ -345,10 +373,8 @@ class Run:
             )
         lightning = [c for c in self.lightning_callbacks if not isinstance(c, self.pl.Callback)]
         if lightning:
-            raise TypeError(
-                f"Expected each callback to be a PyBlaze TrainingCallback/PredictionCallback or "
-                f"a Lightning Callback. Received: {lightning[0]!r} ({type(lightning[0]).__name__})."
-            )
+            raise _not_a_callback(lightning[0])
+        _check_trainer_keys(self.pl, user)
         callbacks = [_hooks_class(self.pl)(self), *self.lightning_callbacks]
         options = {
             "logger": False,

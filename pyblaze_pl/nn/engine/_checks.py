@@ -45,6 +45,33 @@ _ALIASES = {
     "device": "gpu",
     "accelerator": "gpu",
 }
+# Lightning Trainer options users pass to fit directly -> where they go.
+_TRAINER_OPTIONS = (
+    "logger",
+    "precision",
+    "strategy",
+    "max_steps",
+    "max_time",
+    "limit_train_batches",
+    "limit_val_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "check_val_every_n_epoch",
+    "val_check_interval",
+    "deterministic",
+    "default_root_dir",
+    "profiler",
+    "enable_progress_bar",
+    "log_every_n_steps",
+)
+_PLACES = {
+    "datamodule": "pass the LightningDataModule as train_data: fit(datamodule, ...)",
+    "accumulate_grad_batches": "use gradient_accumulation_steps=",
+    **{
+        option: f"a Lightning Trainer option: pass trainer_kwargs={{{option!r}: ...}}"
+        for option in _TRAINER_OPTIONS
+    },
+}
 _LOSS_HINT = "pass it by keyword: loss=..."
 _OPTIMIZER_HINT = "pass it by keyword: optimizer=..."
 
@@ -113,6 +140,12 @@ def keyword_error(
         close = suggest(f"{prefix}{key}", valid)
         if close is not None:
             hints.append(f"did you mean `{close}` instead of `{prefix}{key}`?")
+        elif not prefix and key in _PLACES:
+            hints.append(
+                f"`{key}` is {_PLACES[key]}."
+                if key in _TRAINER_OPTIONS
+                else f"for `{key}`, {_PLACES[key]}."
+            )
     cause = f" ({error})" if prefix or not unknown else ""  # e.g. a positional-only parameter
     message = f"Expected keyword arguments that {where}. Received: {received}{cause}."
     if hints:
@@ -192,13 +225,62 @@ def check_fit_call(engine: Engine, arguments: Mapping[str, object]) -> None:
                 f"Expected {name} at position {position + 1} of fit({signature}). Received: "
                 f"{_what(value)} as `{name}`; {hint}"
             )
-    _check_early_stopping(engine.model, arguments.get("callbacks"), arguments.get("val_data"))
+    _check_early_stopping(
+        engine.model,
+        arguments.get("callbacks"),
+        arguments.get("val_data"),
+        arguments.get("train_data"),
+    )
     _check_metric_signatures(arguments.get("metrics"))
 
 
+def check_own_steps_call(engine: Engine, kwargs: Mapping[str, Any], validates: bool) -> None:
+    """Refuses, before training, what a LightningModule trained by its own steps cannot use:
+    keywords for an engine (``optimizer=``, ``loss=``, misspelt ones) and validation data without
+    a ``validation_step`` (Lightning would skip the validation loop, and every ``val_*`` value)."""
+    name = type(engine.model).__name__
+    if kwargs:
+        own = fit_arguments(engine)
+        received = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+        hints = [
+            f"Did you mean `{close}` instead of `{key}`?"
+            for key in kwargs
+            if (close := suggest(key, own)) is not None
+        ]
+        hints += [f"`{key}`: {_PLACES[key]}." for key in kwargs if key in _PLACES]
+        engine_keys = [k for k in kwargs if k in ("optimizer", "loss")]
+        if engine_keys:
+            hints.append(
+                f"{name} trains with its own training_step and configure_optimizers; for "
+                f"{', '.join(f'{k}=' for k in engine_keys)} set `__engine__ = "
+                f"xnn.SupervisedEngine` on the class instead."
+            )
+        raise TypeError(
+            f"Expected keyword arguments that fit ({type(engine).__name__}.train) accepts: "
+            f"{', '.join(own)}. Received: {received}. " + " ".join(hints)
+        )
+    if validates and not _defines(engine.model, "validation_step"):
+        raise ValueError(
+            f"Expected {name} to define validation_step to validate on val_data: a "
+            f"LightningModule trained by its own steps validates with its own validation_step. "
+            f"Received: val_data without one (Lightning would skip validation, and val_loss and "
+            f"every metric with it). Define validation_step, or set `__engine__ = "
+            f"xnn.SupervisedEngine` to validate (x, y) batches with metrics=."
+        )
+
+
+def _defines(model: object, method: str) -> bool:
+    """Whether ``model``'s class (not Lightning's base class) defines ``method``."""
+    for cls in type(model).__mro__:
+        if method in cls.__dict__:
+            return cls.__module__.split(".")[0] not in ("pytorch_lightning", "lightning")
+    return False
+
+
 def _early_stopping_metric(callback: object) -> str | None:
-    """The validation metric an early-stopping callback watches (PyBlaze's or Lightning's), or
-    None. Lightning's class is recognised by name, without importing Lightning."""
+    """The validation metric an early-stopping or checkpoint callback watches (PyBlaze's or
+    Lightning's), or None. Lightning's classes are recognised by name, without importing
+    Lightning."""
     from pyblaze_pl.nn.callbacks.early_stopping import EarlyStopping
 
     if isinstance(callback, EarlyStopping):
@@ -206,7 +288,7 @@ def _early_stopping_metric(callback: object) -> str | None:
         watched = [n for n in names if n.startswith("val_")]
         return watched[0] if watched else None
     lightning = any(
-        c.__name__ == "EarlyStopping"
+        c.__name__ in ("EarlyStopping", "ModelCheckpoint")
         and c.__module__.split(".")[0] in ("pytorch_lightning", "lightning")
         for c in type(callback).__mro__
     )
@@ -216,27 +298,23 @@ def _early_stopping_metric(callback: object) -> str | None:
     return None
 
 
-def _check_early_stopping(model: object, callbacks: object, val_data: object) -> None:
+def _check_early_stopping(
+    model: object, callbacks: object, val_data: object, train_data: object
+) -> None:
     if val_data is not None or not isinstance(callbacks, (list, tuple)):
         return
-    if _own_val_dataloader(model):  # a LightningModule that brings its validation data
-        return
+    if _defines(model, "val_dataloader") or _defines(train_data, "val_dataloader"):
+        return  # a LightningModule or a DataModule that brings its validation data
     for i, callback in enumerate(callbacks):
         metric = _early_stopping_metric(callback)
         if metric is not None:
+            what = "save a checkpoint" if "Checkpoint" in type(callback).__name__ else "stop early"
             raise ValueError(
-                f"Expected val_data for callbacks[{i}] ({type(callback).__name__}), which stops "
-                f"on {metric!r}: without val_data no validation runs, {metric!r} is never "
-                f"computed and training would never stop early. Received: val_data=None. Pass "
+                f"Expected val_data for callbacks[{i}] ({type(callback).__name__}), which watches "
+                f"{metric!r}: without val_data no validation runs, {metric!r} is never "
+                f"computed and it would never {what}. Received: val_data=None. Pass "
                 f"val_data=<a DataLoader>, or watch 'train_loss' instead."
             )
-
-
-def _own_val_dataloader(model: object) -> bool:
-    for cls in type(model).__mro__:
-        if "val_dataloader" in cls.__dict__:
-            return cls.__module__.split(".")[0] not in ("pytorch_lightning", "lightning")
-    return False
 
 
 def check_supervised(

@@ -8,7 +8,7 @@ from typing import Any
 
 from pyblaze_pl._lightning.data import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
-from pyblaze_pl.nn.engine._checks import check_fit_call
+from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
@@ -46,17 +46,25 @@ class LightningEngine(SupervisedEngine):
         trainer_kwargs: Mapping[str, Any] | None = None,
         ckpt_path: str | os.PathLike | None = None,
         stop_on_nonfinite: bool = True,
+        runner: str = "auto",
+        **kwargs: Any,
     ) -> History:
         """Trains the LightningModule; see :meth:`Engine.train`.
 
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
+            runner: ``'auto'`` or ``'trainer'``: a LightningModule's own steps always run on
+                Lightning's Trainer (``'lean'`` is refused).
+            **kwargs: None are accepted: the module's ``training_step`` and
+                ``configure_optimizers`` train it. Given ones are refused with the closest
+                argument of ``fit``.
         """
+        check_own_steps_call(self, kwargs, val_data is not None)
         check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
         check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
-        return _run(self, gpu, callbacks, trainer_kwargs, "trainer", train_data).fit(
+        return _run(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
             train_data,
             val_data,
             epochs=epochs,
