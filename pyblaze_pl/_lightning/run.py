@@ -360,10 +360,10 @@ class Run:
             if key in user:
                 value = user[key]
                 listed = key == "callbacks" and isinstance(value, (list, tuple))
-                shown = f"a {type(value).__name__} of {len(value)}" if listed else value
+                shown = f"<a {type(value).__name__} of {len(value)}>" if listed else repr(value)
                 raise ValueError(
                     f"Expected trainer_kwargs without {key!r}: pyblaze_pl sets it from "
-                    f"`{argument}`. Received: trainer_kwargs[{key!r}]={shown!r}."
+                    f"`{argument}`. Received: trainer_kwargs[{key!r}]={shown}."
                 )
         if "devices" in user and self.devices.accelerator != "cpu":
             raise ValueError(
