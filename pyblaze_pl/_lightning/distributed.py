@@ -1,8 +1,9 @@
 """What multi-process (DDP) runs need beyond Lightning: samples counted once, predictions in
-dataset order."""
+dataset order, a clean exit."""
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,3 +69,27 @@ def equal_counts(trainer: Any, count: int) -> None:
             f"(Lightning's DistributedSampler ensures it). Received: between {fewest} and "
             f"{most} batches."
         )
+
+
+def destroy_process_group_at_exit() -> None:
+    """Makes this process destroy the default process group when the interpreter exits, before it
+    shuts down; a no-op without one.
+
+    Lightning leaves a gloo process group alive at exit (it registers this only for NCCL). A gloo
+    worker thread can then drop the last reference to the tensor of a finished collective while
+    the interpreter shuts down; taking the GIL to free it ends the thread inside a C++ destructor
+    and the process aborts with "terminate called without an active exception" (exit code -6),
+    which schedulers report as a failed job. ``atexit`` handlers run before the shutdown, so
+    destroying the group there joins those threads safely.
+
+    Example:
+        >>> destroy_process_group_at_exit()  # after a DDP run; registered once per process
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        atexit.unregister(_destroy_process_group)  # registered once, however many runs
+        atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_initialized():  # unless the script destroyed it itself
+        torch.distributed.destroy_process_group()

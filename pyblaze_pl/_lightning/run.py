@@ -25,7 +25,12 @@ import torch
 from pyblaze_pl._lightning import compat, data, features, namespace, resume
 from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
 from pyblaze_pl._lightning.data import is_datamodule
-from pyblaze_pl._lightning.distributed import equal_counts, gather_predictions, unpadded_samples
+from pyblaze_pl._lightning.distributed import (
+    destroy_process_group_at_exit,
+    equal_counts,
+    gather_predictions,
+    unpadded_samples,
+)
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
 from pyblaze_pl._tensors import map_tensors
@@ -346,6 +351,7 @@ class Run:
         self.trainer = self._new_trainer()
 
     def _enter(self, stack: ExitStack) -> None:
+        stack.callback(destroy_process_group_at_exit)  # DDP: exit cleanly (see there)
         if not self.lean:
             stack.enter_context(quiet())
             stack.enter_context(features.show_requested_output(self))
