@@ -81,10 +81,10 @@ def apply_except(metric: Any, fn: Callable, exclude_state: Any, keep: str) -> tu
 
     ``LossMean`` (nn/_streaming.py) keeps its running sum in the widest float the device has
     (float64; float32 on Apple MPS), which ``Metric._apply`` would cast along with the other
-    states. torchmetrics has no public way to exempt a state from a dtype change; ``_apply(fn, exclude_state=...)`` (1.3 and
-    later) and the ``_defaults`` dict are internals. Returns the result and whether ``keep`` was
-    left alone (``False``: it was converted like the others). Checked on torchmetrics 1.3.2 and
-    1.9.0.
+    states. torchmetrics has no public way to exempt a state from a dtype change;
+    ``_apply(fn, exclude_state=...)`` (1.3 and later) and the ``_defaults`` dict are internals.
+    Returns the result and whether ``keep`` was left alone (``False``: it was converted like the
+    others). Checked on torchmetrics 1.3.1 and 1.9.0.
     """
     parent = super(type(metric), metric)._apply
     if "exclude_state" in inspect.signature(parent).parameters:
