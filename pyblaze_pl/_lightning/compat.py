@@ -95,7 +95,7 @@ def run_after_module_hook(
 def apply_except(metric: Any, fn: Callable, exclude_state: Any, keep: str) -> tuple[Any, bool]:
     """Calls torchmetrics' ``Metric._apply`` for every state but ``keep``, when it can.
 
-    ``_LossMean`` keeps its running sum in the widest float the device has (float64; float32 on
+    ``LossMean`` (nn/_streaming.py) keeps its running sum in the widest float the device has (float64; float32 on
     Apple MPS), which ``Metric._apply`` would cast along with the other states. torchmetrics has
     no public way to exempt a state from a dtype change; ``_apply(fn, exclude_state=...)`` (1.3 and
     later) and the ``_defaults`` dict are internals. Returns the result and whether ``keep`` was

@@ -14,12 +14,11 @@ straight-through estimators (:func:`gumbel_softmax`, :func:`softround`) and stan
 
 import math
 from collections.abc import Callable, Sequence
-from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
 __all__ = [
     "accuracy",
@@ -228,34 +227,21 @@ def _f1_value(counts: Tensor) -> Tensor:
     return 2 * p * r / (p + r)
 
 
-class _SummedCounts(Metric):
-    """Streams a built-in metric: sums its counts over batches, applies its formula at compute."""
+def _streaming(counts: Callable[..., Tensor], value: Callable[[Tensor], Tensor], n: int) -> Any:
+    """The ``streaming`` factory of a built-in metric (torchmetrics is imported when it is used)."""
 
-    full_state_update = False
+    def build(**kwargs: int) -> Any:
+        from pyblaze_pl.nn._streaming import SummedCounts
 
-    def __init__(
-        self,
-        counts: Callable[..., Tensor],
-        value: Callable[[Tensor], Tensor],
-        num_counts: int,
-        **kwargs: int,
-    ) -> None:
-        super().__init__()
-        self._counts = partial(counts, **kwargs)
-        self._value = value
-        self.add_state("counts", torch.zeros(num_counts, dtype=torch.long), dist_reduce_fx="sum")
+        return SummedCounts(counts, value, n, **kwargs)
 
-    def update(self, y_pred: Tensor, y_true: Tensor) -> None:
-        self.counts += self._counts(y_pred, y_true)
-
-    def compute(self) -> Tensor:
-        return self._value(self.counts)
+    return build
 
 
-accuracy.streaming = partial(_SummedCounts, _accuracy_counts, _accuracy_value, 2)
-precision.streaming = partial(_SummedCounts, _class_counts, _precision_value, 3)
-recall.streaming = partial(_SummedCounts, _class_counts, _recall_value, 3)
-f1_score.streaming = partial(_SummedCounts, _class_counts, _f1_value, 3)
+accuracy.streaming = _streaming(_accuracy_counts, _accuracy_value, 2)
+precision.streaming = _streaming(_class_counts, _precision_value, 3)
+recall.streaming = _streaming(_class_counts, _recall_value, 3)
+f1_score.streaming = _streaming(_class_counts, _f1_value, 3)
 
 
 # --- helpers ----------------------------------------------------------------------------------
