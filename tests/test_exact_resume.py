@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import make_dataset
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loops.fit_loop import _FitLoop
 from torch import nn, optim
 from torch.utils.data import DataLoader
 
@@ -27,6 +28,10 @@ SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
 from exact_resume import Net  # noqa: E402
+
+# pytorch-lightning 2.4 (before the restart rework of 2.5) does not validate at the end of an
+# epoch resumed mid-way; the library warns (see compat.restarts_epochs).
+SKIPS_VALIDATION = not hasattr(_FitLoop, "is_resuming")
 
 
 def run_script(out, *args):
@@ -85,7 +90,16 @@ def assert_same_run(full, crashed):
     ids=["epoch-end", "before-the-record", "mid-epoch"],
 )
 def test_a_killed_run_resumes_exactly(tmp_path, crash_after, args):
-    full, crashed, _ = kill_and_resume(tmp_path, crash_after, *args)
+    full, crashed, resumed = kill_and_resume(tmp_path, crash_after, *args)
+    if SKIPS_VALIDATION and "--stateful" in args:
+        assert "does not validate at the end of an epoch resumed mid-way" in resumed.stderr
+        assert "pytorch-lightning (or lightning) >= 2.5" in resumed.stderr
+        got, want = (xnn.History.load(out / "history.json") for out in (crashed, full))
+        # Exact up to the resumed epoch's end (its batches included), which has no validation.
+        assert got["micro_train_loss"][:12] == pytest.approx(want["micro_train_loss"][:12])
+        assert math.isnan(got._metrics[1]["val_accuracy"])
+        return
+    assert "does not validate" not in resumed.stderr
     assert_same_run(full, crashed)
     # Not trivially equal: dropout and shuffling make every epoch differ.
     history = xnn.History.load(full / "history.json")
@@ -106,6 +120,17 @@ def mid_epoch_checkpoint(tmp_path_factory):
     died = run_script(out, "--crash-after-batches", 10, "--every-n-steps", 4)
     assert died.returncode == 3, died.stderr
     return out / "ckpt" / "last.ckpt"
+
+
+class CountBatches(xnn.TrainingCallback):
+    def __init__(self):
+        self.counts = []
+
+    def before_epoch(self, current, num_iterations):
+        self.counts.append(0)
+
+    def after_batch(self, train_loss):
+        self.counts[-1] += 1
 
 
 class StopAtTraining(xnn.TrainingCallback):
@@ -138,10 +163,13 @@ def test_mid_epoch_resume_with_a_plain_loader_warns_before_training(mid_epoch_ch
 
 def test_mid_epoch_resume_with_a_plain_loader_keeps_the_epoch_losses(mid_epoch_checkpoint):
     torch.manual_seed(0)
+    counter = CountBatches()
     with pytest.warns(UserWarning, match="StatefulDataLoader"):
-        history = fit(Net(16), mid_epoch_checkpoint)
-    # The 2 batch losses from before the checkpoint are in the History, then Lightning's 4.
-    assert [len(r["micro_train_loss"]) for r in history._metrics] == [6, 6, 6]
+        history = fit(Net(16), mid_epoch_checkpoint, callbacks=[counter])
+    # The 2 batch losses from before the checkpoint are in the History, then Lightning's (4; 5
+    # on pytorch-lightning 2.4, which cannot tell how far a plain loader got).
+    assert counter.counts == [5 if SKIPS_VALIDATION else 4, 6]
+    assert [len(r["micro_train_loss"]) for r in history._metrics] == [6, 2 + counter.counts[0], 6]
     assert all(math.isfinite(v) for v in history["micro_train_loss"])
 
 

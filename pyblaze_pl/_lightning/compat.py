@@ -46,6 +46,22 @@ def interrupt_returns(trainer: Any) -> Iterator[None]:
             raise
 
 
+def restarts_epochs(trainer: Any) -> bool:
+    """Whether Lightning resumes the way pytorch-lightning 2.4 does, before the restart rework of
+    2.5 (``RestartStage``, ``fit_loop.is_resuming``). On resuming, 2.4:
+
+    - creates the train loader's iterator (which draws a shuffling seed) again after
+      ``on_train_epoch_start`` in ``_TrainingEpochLoop.on_run_start``, discarding the one created
+      before ``on_train_start`` (2.5 and later keep that one while ``is_resuming``);
+    - calls ``on_train_epoch_start`` for the epoch it resumes in: one interrupted mid-way, or one
+      whose validation had ended (it validates that one again, then ends it);
+    - does not validate at the end of an epoch resumed mid-way.
+
+    No public API says which. Checked on 2.4.0 (all three), 2.5.6 and 2.6.6 (none).
+    """
+    return not hasattr(trainer.fit_loop, "is_resuming")
+
+
 def run_after_module_hook(
     module: nn.Module, hook: str, then: Callable[[], None]
 ) -> Callable[[], None]:

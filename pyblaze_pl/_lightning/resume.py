@@ -163,15 +163,18 @@ def is_stateful(loader: object) -> bool:
     )
 
 
-def rank_states(trainer: Any, partial: list[float]) -> dict[str, Any]:
+def rank_states(
+    trainer: Any, partial: list[float], rng: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What a checkpoint needs from every process: its generators' states and the batch losses of
-    an unfinished epoch (``partial``, this process's own).
+    an unfinished epoch (``partial``, this process's own). ``rng``: states to save instead of
+    the current ones (those of a resumed run that were not restored yet).
 
     Lightning builds the checkpoint on every process (``Trainer.save_checkpoint`` must be called
     by all of them) and process 0 writes it, so with several processes the states are gathered
     here, once per checkpoint.
     """
-    local = {"rng": capture_rng(), "partial": partial}
+    local = {"rng": capture_rng() if rng is None else rng, "partial": partial}
     ranks: list[Any] = [local]
     if trainer.world_size > 1:
         ranks = [None] * trainer.world_size
@@ -180,20 +183,23 @@ def rank_states(trainer: Any, partial: list[float]) -> dict[str, Any]:
 
 
 def load_rank_state(
-    trainer: Any, state: Mapping[str, Any], unrecorded: bool
+    trainer: Any, state: Mapping[str, Any], unrecorded: bool, iterated_later: bool
 ) -> dict[str, Any] | None:
     """This process's part of :func:`rank_states`, from a checkpoint being loaded.
 
     The generators must be restored right before the first random draw that follows the
     checkpoint in an uninterrupted run (Lightning 2.4 to 2.6 order, checked empirically by
-    ``tests/test_exact_resume.py``):
+    ``tests/test_exact_resume.py`` on 2.4.0, 2.5.6 and 2.6.6):
 
     - written after the epoch was recorded (``ModelCheckpoint`` at the end of a training epoch):
-      the resumed run creates the next epoch's loader iterator, which draws the shuffling seed,
-      right after loading, so the generators are restored here, at once;
+      from Lightning 2.5 the resumed run creates the next epoch's loader iterator, which draws
+      the shuffling seed, right after loading, so the generators are restored here, at once;
+      Lightning 2.4 creates it again after ``on_train_epoch_start`` (``iterated_later``, see
+      :func:`compat.restarts_epochs`): :meth:`Run.start_epoch` restores;
     - written after the epoch's batches but before its record (``unrecorded``: when validation
-      ends): the resumed run first closes that epoch, with an iterator it discards, and creates
-      the next epoch's iterator after ``on_train_epoch_start``: :meth:`Run.start_epoch` restores;
+      ends): the resumed run first closes that epoch, with an iterator it discards (Lightning
+      2.4 also calls ``on_train_epoch_start`` and validates again), and creates the next epoch's
+      iterator after ``on_train_epoch_start``: :meth:`Run.start_epoch` restores;
     - written in the middle of an epoch (``partial`` losses): Lightning restores the loader's
       position and continues; :meth:`Run.resume_mid_epoch` restores just before the next batch.
 
@@ -214,7 +220,7 @@ def load_rank_state(
         )
         return None
     mine = ranks[trainer.global_rank]
-    if mine["partial"] or unrecorded:
+    if mine["partial"] or unrecorded or iterated_later:
         return mine
     restore_rng(mine["rng"])
     return None
@@ -226,10 +232,12 @@ def check_checkpoint(
     module: torch.nn.Module,
     train_data: object,
     state_key: str,
+    skips_validation: str | None = None,
 ) -> None:
     """Before training: refuses a checkpoint (read from ``path``) whose weights do not fit
     ``module``, and warns when a checkpoint written mid-epoch cannot resume exactly with
-    ``train_data``."""
+    ``train_data`` or with a Lightning version (``skips_validation``, see
+    :func:`compat.restarts_epochs`) that does not validate at the end of the resumed epoch."""
     saved = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(saved, Mapping):
         raise ValueError(
@@ -243,3 +251,15 @@ def check_checkpoint(
     partial = ranks[0].get("partial")
     if partial and not (ours.get("stateful_loader") and is_stateful(train_data)):
         warn_inexact_mid_epoch(int(checkpoint.get("epoch", 0)), len(partial), train_data)
+    if partial and skips_validation:
+        epoch = int(checkpoint.get("epoch", 0)) + 1
+        warnings.warn(
+            f"Resuming from a checkpoint written in the middle of epoch {epoch} with Lightning "
+            f"{skips_validation}, which does not validate at the end of an epoch resumed mid-way: "
+            f"epoch {epoch} has no validation values (NaN) in the History, and the epochs after "
+            f"it differ from an uninterrupted run. Upgrade to pytorch-lightning (or lightning) "
+            f">= 2.5 for exact mid-epoch resumes, or resume from a checkpoint written at the end "
+            f"of an epoch.",
+            UserWarning,
+            stacklevel=3,
+        )

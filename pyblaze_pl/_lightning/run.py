@@ -213,6 +213,7 @@ class Run:
         self._pending: dict[str, Any] | None = None
         self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
         self._resumed: dict[str, Any] | None = None  # this rank's state from a checkpoint
+        self._resumed_epoch: int | None = None  # the epoch a checkpoint interrupted mid-way
         # PyBlaze's model modes at its hooks (see nn/callbacks/_modes.py)
         self.user_training = getattr(self.model, "training", None)
         self.validated = False  # the current (or last) epoch ran validation: eval mode
@@ -300,7 +301,14 @@ class Run:
         self.trainer = self._new_trainer(**options)
         if checkpoint is not None:
             hooks = next(c for c in self.trainer.callbacks if isinstance(c, _Hooks))
-            resume.check_checkpoint(checkpoint, ckpt_path, self.module, train_data, hooks.state_key)
+            resume.check_checkpoint(
+                checkpoint,
+                ckpt_path,
+                self.module,
+                train_data,
+                hooks.state_key,
+                self.pl.__version__ if compat.restarts_epochs(self.trainer) else None,
+            )
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack)
@@ -434,7 +442,7 @@ class Run:
     # the epoch
     def start_epoch(self) -> None:
         trainer = self.trainer
-        if features.is_extra_epoch(self):  # not a training epoch (SWA's batch-norm pass)
+        if features.is_extra_epoch(self) or self._restarted_again():
             return
         self._flush_pending()
         resumed, self._resumed = self._resumed, None
@@ -562,13 +570,22 @@ class Run:
             "duration": self.history.duration,
             "metrics": self.history._metrics,
             "epoch": epoch,
-            **resume.rank_states(self.trainer, [] if self._losses_final else to_host(self._losses)),
+            **resume.rank_states(
+                self.trainer,
+                [] if self._losses_final else to_host(self._losses),
+                None if self._resumed is None else self._resumed["rng"],  # not restored yet
+            ),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = History(state["duration"], state["metrics"])
         self._pending = state.get("epoch", state.get("pending"))
-        self._resumed = resume.load_rank_state(self.trainer, state, self._pending is not None)
+        self._resumed = resume.load_rank_state(
+            self.trainer,
+            state,
+            self._pending is not None,
+            compat.restarts_epochs(self.trainer),
+        )
 
     def resume_mid_epoch(self) -> None:
         """Continues an epoch that a checkpoint interrupted: its batch losses so far, then the
@@ -578,11 +595,21 @@ class Run:
             return
         self._resumed = None
         self.start_epoch()
+        self._resumed_epoch = self.trainer.current_epoch
         device = self.module.device
         self._losses = [
             torch.tensor(v, dtype=torch.float64, device=device) for v in resumed["partial"]
         ]
         resume.restore_rng(resumed["rng"])
+
+    def _restarted_again(self) -> bool:
+        """Whether ``on_train_epoch_start`` announces an epoch that a resumed run already is in
+        (Lightning 2.4 calls it on resuming for the epoch a checkpoint interrupted; 2.5 and later
+        do not): the epoch resumed mid-way, or the epoch whose record a checkpoint written when
+        validation ended holds (it is validated again and then recorded by :meth:`end_epoch`)."""
+        epoch = self.trainer.current_epoch
+        resumed, self._resumed_epoch = self._resumed_epoch, None
+        return epoch == resumed or (self._pending is not None and epoch == len(self.history))
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, None
