@@ -20,6 +20,7 @@ MODULES = {
     "hand": "torch",
     "lightning": "pytorch_lightning",
     "pyblaze_pl": "pyblaze_pl.nn",
+    "pyblaze_pl_trainer": "pyblaze_pl.nn",
     "pyblaze": "pyblaze.nn",
 }
 MARKER = "BENCH-JSON "
