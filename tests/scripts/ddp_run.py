@@ -3,10 +3,13 @@ pytest itself, because Lightning re-launches the script once per extra process.
 
 Usage: ddp_run.py OUT_DIR [--stop-on-rank-1-after-epoch E]
 Each process writes OUT_DIR/rank<R>.json, its own batch losses, and rank 0 the weights after
-every epoch (epoch<E>.pt) and at the end (final.pt).
+every epoch (epoch<E>.pt) and at the end (final.pt). When the interpreter exits, after the
+library's own exit handlers, each process writes OUT_DIR/exit<R>.json: whether its process group
+was still alive, and its gloo threads (Linux).
 """
 
 import argparse
+import atexit
 import json
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ import torch
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch import nn, optim
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's library
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import Net, make_dataset, make_loader
 
@@ -42,12 +46,25 @@ class Record(xnn.TrainingCallback):
             raise xnn.CallbackException("rank 1 stops")
 
 
+def record_exit(out):
+    """What is left for the interpreter's shutdown: a gloo thread that is still alive then may
+    abort the process."""
+    tasks = Path("/proc/self/task")
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()] if tasks.exists() else []
+    state = {
+        "process_group": torch.distributed.is_initialized(),
+        "gloo_threads": sorted(n for n in names if "gloo" in n or "tcpstore" in n),
+    }
+    (out / f"exit{rank_zero_only.rank}.json").write_text(json.dumps(state))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--stop-on-rank-1-after-epoch", type=int)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    atexit.register(record_exit, args.out)  # before the library's handlers, so it runs after them
     torch.manual_seed(0)
     model = Net()
     record = Record(model, args.out, args.stop_on_rank_1_after_epoch)
