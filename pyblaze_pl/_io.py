@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["STALE_SECONDS", "atomic_write", "atomic_write_all", "require_file"]
+__all__ = ["STALE_SECONDS", "atomic_write", "atomic_write_all", "listing", "require_file"]
 
 STALE_SECONDS = 60.0
 """Age (since the last modification) after which a left-over temporary file is removed."""
@@ -180,8 +180,35 @@ def atomic_write(path: str | os.PathLike, write: Writer, binary: bool) -> Path:
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:
-    """Returns ``path`` as a Path, raising FileNotFoundError that names it if it does not exist."""
+    """Returns ``path`` as a Path if it is an existing file.
+
+    Raises:
+        FileNotFoundError: Naming ``path``, if nothing exists there.
+        IsADirectoryError: Naming ``path`` and a few of its files, if it is a directory.
+
+    Example:
+        >>> require_file("runs", "a History JSON file")  # doctest: +SKIP
+        Traceback (most recent call last):
+        IsADirectoryError: Expected a History JSON file at 'runs'. Received: a directory (...)
+    """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"Expected {what} at '{path}'. Received: a directory ({listing(path)}); pass the "
+            f"path of a file."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"Expected {what} at '{path}', but no such file exists.")
     return path
+
+
+def listing(directory: Path, count: int = 4) -> str:
+    """A few words on what ``directory`` holds, for messages: ``it holds 3 entries: a, b, c``."""
+    try:
+        names = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return "not readable"
+    if not names:
+        return "empty"
+    shown = ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+    return f"it holds {len(names)} entries: {shown}"

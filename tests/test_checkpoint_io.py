@@ -149,7 +149,7 @@ class Evil:
             "weights",
             r"holds a plain state_dict \(weights only: 4 tensors such as 'layers\.0\.weight'",
         ),
-        ("truncated", r"which is not a torch file or is truncated \(\d+ bytes"),
+        ("truncated", r"which is a truncated zip archive \(torch\.save's format\) of \d+ bytes"),
         ("malicious", r"loading with weights_only=True refuses: a pickle that could run code"),
         ("other dict", r"without the keys of a Lightning checkpoint .*Its keys: 'model'"),
     ],

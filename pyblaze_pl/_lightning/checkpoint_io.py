@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +19,7 @@ from typing import Any
 
 import torch
 
+from pyblaze_pl._files import UnsafeFile, read_torch_file
 from pyblaze_pl._io import atomic_write
 from pyblaze_pl._lightning import compat
 
@@ -80,9 +79,10 @@ def check_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     """Returns the Lightning checkpoint at ``path``; raises a ValueError naming ``path`` and what
     it is if it is not one.
 
-    The file is read with ``weights_only=True`` (tensors memory-mapped where the format allows), so
-    nothing in it runs. A Lightning checkpoint is a dict with ``'state_dict'`` and the Trainer's
-    progress (``'loops'`` or ``'epoch'``).
+    The CRC-32 checksums of the file are verified (a truncated or corrupted file is refused, see
+    :func:`pyblaze_pl._files.read_torch_file`), then it is read with ``weights_only=True``
+    (tensors memory-mapped), so nothing in it runs. A Lightning checkpoint is a dict with
+    ``'state_dict'`` and the Trainer's progress (``'loops'`` or ``'epoch'``).
 
     Example:
         >>> check_checkpoint("model.pt")  # doctest: +SKIP
@@ -95,25 +95,9 @@ def check_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
         f"ModelCheckpoint). Received: '{path}'"
     )
     try:
-        mmap = zipfile.is_zipfile(path)  # the format torch.save writes; other files load whole
-        content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        if "weights_only" not in str(e) and "Weights only" not in str(e):
-            raise ValueError(
-                f"{expected}, which is not a torch file or is truncated "
-                f"({path.stat().st_size} bytes; {_first_line(e)})."
-            ) from None
-        found = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
-        raise UnsafeCheckpoint(
-            f"{expected}, which holds objects that loading with weights_only=True refuses: a "
-            f"pickle that could run code, not a checkpoint"
-            + (f" ({found[0].removeprefix('WeightsUnpickler error: ')})." if found else ".")
-        ) from None
-    except Exception as e:  # zip, EOF and format errors
-        raise ValueError(
-            f"{expected}, which is not a torch file or is truncated "
-            f"({path.stat().st_size} bytes; {type(e).__name__}: {_first_line(e)})."
-        ) from None
+        content = read_torch_file(path, expected, mmap=True)
+    except UnsafeFile as e:
+        raise UnsafeCheckpoint(str(e)) from None
     if not isinstance(content, Mapping):
         raise ValueError(f"{expected}, which holds a {type(content).__name__}, not a checkpoint.")
     if "state_dict" in content and ("loops" in content or "epoch" in content):
@@ -132,10 +116,5 @@ def check_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     )
 
 
-class UnsafeCheckpoint(pickle.UnpicklingError, ValueError):
+class UnsafeCheckpoint(UnsafeFile):
     """A ``ckpt_path`` whose pickle ``weights_only`` loading refuses (it could run code)."""
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

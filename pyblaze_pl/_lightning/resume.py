@@ -83,7 +83,13 @@ def restore_rng(state: Mapping[str, Any]) -> None:
 
 
 def check_weights(
-    expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any], *, strict: bool, source: str
+    expected: Mapping[str, torch.Tensor],
+    saved: Mapping[str, Any],
+    *,
+    strict: bool,
+    source: str,
+    model: str = "this model",
+    action: str = "Resume with",
 ) -> None:
     """Raises unless the checkpoint's weights ``saved`` fit the module whose state is ``expected``.
 
@@ -95,19 +101,21 @@ def check_weights(
         strict: Whether names must match exactly (Lightning's ``strict_loading``); shapes are
             always checked.
         source: The checkpoint, for the message.
+        model: The model, for the message.
+        action: What to do, for the message: ``"Resume with"``, ``"Load"``.
 
     Raises:
-        ValueError: Naming the first parameter that is missing, unexpected or of another shape.
+        WeightsMismatch: A ValueError (and, as ``load_state_dict`` raises, a RuntimeError) naming
+            the first parameter that is missing, unexpected or of another shape.
 
     Example:
         >>> check_weights({"w": torch.zeros(2)}, {"w": torch.ones(2)}, strict=True, source="x")
     """
 
     def fail(problem: str) -> None:
-        raise ValueError(
-            f"Expected a checkpoint of this model. Received: {source}, which {problem}. Resume "
-            f"with a checkpoint written by the same model class and configuration; nothing was "
-            f"loaded."
+        raise WeightsMismatch(
+            f"Expected a checkpoint of {model}. Received: {source}, which {problem}. {action} "
+            f"a checkpoint written by the same model class and configuration; nothing was loaded."
         )
 
     if strict:
@@ -128,6 +136,11 @@ def check_weights(
                 f"has {name!r} of shape {tuple(other.shape)}, where the model has "
                 f"{tuple(value.shape)}"
             )
+
+
+class WeightsMismatch(ValueError, RuntimeError):
+    """Weights that do not fit a model: a ValueError, and a RuntimeError as
+    ``nn.Module.load_state_dict`` raises for them."""
 
 
 def _first(names: Iterable[str]) -> str | None:

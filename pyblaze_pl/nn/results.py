@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from pyblaze_pl._files import read_json
 from pyblaze_pl._io import atomic_write, require_file
 
 _repr = reprlib.Repr()
@@ -148,8 +149,9 @@ class History(_MetricsAsAttributes):
         by PyBlaze v1's ``History.save``, checking every value.
 
         Raises:
-            FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not a history file; the message names the file and the
+            FileNotFoundError: If ``path`` does not exist (``IsADirectoryError`` for a directory).
+            ValueError: If the file is not a history file; the message names the file and says
+                what it is (empty, binary such as a torch file, truncated JSON, ...) or names the
                 first wrong value (its epoch and key, what was expected and received).
 
         Example:
@@ -161,12 +163,7 @@ class History(_MetricsAsAttributes):
             f"'metrics', a list with one object of metric values per epoch (written by "
             f"History.save or PyBlaze)."
         )
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{expected} Received a file that is not valid JSON ({e}).") from e
-        except RecursionError:
-            raise ValueError(f"{expected} Received JSON nested too deeply to read.") from None
+        content = read_json(path, expected)
         if not isinstance(content, dict) or not isinstance(content.get("metrics"), list):
             received = (
                 f"an object with keys {sorted(content)}"
