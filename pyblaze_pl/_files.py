@@ -46,7 +46,7 @@ __all__ = [
 _ZIP_ENTRY = b"PK\x03\x04"
 _ZIP_EMPTY = b"PK\x05\x06"
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # 30 bytes; name and extra lengths at the end
-_CHUNK = 64 << 20  # checksummed per 64 MiB, so that a Ctrl-C is seen between chunks
+_CHUNK = 16 << 20  # read and checksummed per 16 MiB
 _HEAD = 64
 
 
@@ -131,8 +131,8 @@ def zip_problem(path: str | os.PathLike) -> str | None:
     """Checks the zip archive at ``path`` (torch.save's format): its structure and the CRC-32
     checksum of every entry. Returns what is wrong with it, or None if nothing is.
 
-    Costs one read of the whole file; the checksums are computed by zlib on a memory map (see
-    docs/reliability.md for the time per GB).
+    Costs one read of the whole file, in 16 MiB pieces checksummed by zlib (time per GB in
+    docs/reliability.md, from ``benchmarks/checksum_cost.py``).
 
     Example:
         >>> torch.save({"w": torch.zeros(3)}, "w.pt")  # doctest: +SKIP
@@ -153,10 +153,13 @@ def zip_problem(path: str | os.PathLike) -> str | None:
         return f"a damaged zip archive of {size} bytes ({e})"
     except (ValueError, OSError, EOFError) as e:  # a damaged directory: bad offsets or names
         return f"a damaged zip archive of {size} bytes ({type(e).__name__}: {e})"
-    with archive, open(path, "rb") as raw:
+    # Read into one reused buffer rather than memory-mapped: a file truncated by another process
+    # while it is read gives a short read here, where a memory map would kill us with SIGBUS.
+    buffer = bytearray(min(_CHUNK, size))
+    with archive, open(path, "rb", buffering=0) as raw:
         for info in archive.infolist():
             try:
-                problem = _entry_problem(archive, raw, info, size)
+                problem = _entry_problem(archive, raw, info, buffer)
             except (ValueError, OSError, struct.error) as e:
                 problem = f"entry '{info.filename}' cannot be read ({type(e).__name__}: {e})"
             if problem:
@@ -169,29 +172,26 @@ def zip_problem(path: str | os.PathLike) -> str | None:
 
 
 def _entry_problem(
-    archive: zipfile.ZipFile, raw: io.BufferedReader, info: zipfile.ZipInfo, size: int
+    archive: zipfile.ZipFile, raw: io.RawIOBase, info: zipfile.ZipInfo, buffer: bytearray
 ) -> str | None:
     """What is wrong with one entry: its local header, its place in the file, or its checksum."""
     raw.seek(info.header_offset)
-    header = raw.read(_LOCAL_HEADER.size)
+    header = raw.read(_LOCAL_HEADER.size) or b""
     if len(header) < _LOCAL_HEADER.size or not header.startswith(_ZIP_ENTRY):
         return f"the header of entry '{info.filename}' at byte {info.header_offset} is damaged"
     name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
     if raw.read(name_length) != info.orig_filename.encode("utf-8", "replace"):
         return f"the name of entry '{info.filename}' differs in its header"
-    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-    if start + info.compress_size > size:
-        return f"entry '{info.filename}' ends after the end of the file"
     crc = 0
     if info.compress_type == zipfile.ZIP_STORED:  # what torch writes: checksum the bytes in place
-        raw.seek(start)
-        left = info.compress_size
-        while left:
-            chunk = raw.read(min(left, _CHUNK))
-            if not chunk:
+        raw.seek(extra_length, os.SEEK_CUR)
+        view, left = memoryview(buffer), info.compress_size
+        while left:  # per chunk, so that a Ctrl-C is seen between chunks
+            read = raw.readinto(view[: min(left, len(buffer))])
+            if not read:
                 return f"entry '{info.filename}' ends after the end of the file"
-            crc = zlib.crc32(chunk, crc)
-            left -= len(chunk)
+            crc = zlib.crc32(view[:read], crc)
+            left -= read
     else:  # compressed by another tool: zipfile decompresses and checks
         try:
             with archive.open(info) as entry:

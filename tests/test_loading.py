@@ -208,3 +208,15 @@ def test_intact_files_pass_the_checks(tmp_path, good_files, net):
     fresh = xnn.load_checkpoint_weights(Net(), good_ckpt)
     assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), net.parameters(), strict=True))
     assert isinstance(Model.load(tmp_path / "good"), Model)
+
+
+def test_the_checksum_benchmark_runs(capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "checksum_cost.py"
+    spec = importlib.util.spec_from_file_location("checksum_cost", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--size-mb", "4", "--rounds", "1"])
+    assert result["checksums (zip_problem)"] > 0
+    assert "| checksums (zip_problem) |" in capsys.readouterr().out
