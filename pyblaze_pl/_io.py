@@ -30,7 +30,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["STALE_SECONDS", "atomic_write", "atomic_write_all", "listing", "require_file"]
+__all__ = [
+    "STALE_SECONDS",
+    "atomic_write",
+    "atomic_write_all",
+    "listing",
+    "remove_stale_temps_in",
+    "require_file",
+]
 
 STALE_SECONDS = 60.0
 """Age (since the last modification) after which a left-over temporary file is removed."""
@@ -73,12 +80,35 @@ def file_mode() -> int:
 
 def _remove_stale_temps(path: Path) -> None:
     """Removes temporary files of ``path`` left by killed writers (see the module docstring)."""
-    pattern = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    _remove_matching(path.parent, re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp"))
+
+
+def remove_stale_temps_in(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    """Removes the temporary files that killed writers of :func:`atomic_write` left in
+    ``folder`` for targets whose names end with one of ``suffixes`` (``".ckpt"``, ``".pt"``), when
+    they were last modified more than :data:`STALE_SECONDS` ago. Returns the removed files.
+
+    :func:`atomic_write` removes those of its own target; a folder that receives a new name at
+    every save (``epoch=3-step=40.ckpt``, ``model_epoch-3.pt``) needs this sweep, called by the
+    writers of such folders before they save. Only names of the form
+    ``.<name><suffix>.XXXXXXXX.tmp`` are touched; a writer still running keeps its file recent.
+
+    Example:
+        >>> remove_stale_temps_in("runs/ckpt", (".ckpt",))  # doctest: +SKIP
+        [PosixPath('runs/ckpt/.epoch=3-step=40.ckpt.k2j4x9_a.tmp')]
+    """
+    ends = "|".join(re.escape(suffix) for suffix in suffixes)
+    pattern = re.compile(rf"\..+(?:{ends})\.[a-z0-9_]{{8}}\.tmp")
+    return _remove_matching(Path(folder).expanduser(), pattern)
+
+
+def _remove_matching(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
     now = time.time()
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(folder))
     except OSError:
-        return
+        return []
+    removed = []
     for entry in entries:
         if not pattern.fullmatch(entry.name):
             continue
@@ -88,8 +118,10 @@ def _remove_stale_temps(path: Path) -> None:
                 and now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
             ):
                 os.unlink(entry.path)
+                removed.append(Path(entry.path))
         except OSError:  # renamed or removed meanwhile by its writer, or not ours to remove
             pass
+    return removed
 
 
 def _errno_of(error: BaseException) -> int | None:

@@ -6,6 +6,7 @@ kill or a full disk during the copy leaves a truncated ``.ckpt`` where the previ
 staged files pile up in ``/tmp``. :func:`with_atomic_checkpoints` gives ``fit`` a ``CheckpointIO``
 that writes a temporary file in the target folder, flushes and fsyncs it, then renames it over the
 target (``os.replace``, atomic within a filesystem), unless the user chose a ``CheckpointIO``.
+Temporary files that killed saves left in the folder are removed by the next save there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._files import UnsafeFile, read_torch_file
-from pyblaze_pl._io import atomic_write
+from pyblaze_pl._io import atomic_write, remove_stale_temps_in
 from pyblaze_pl._lightning import compat
 
 # Strategies that save through their own machinery (or need their own CheckpointIO).
@@ -43,6 +44,9 @@ def atomic_checkpoint_io_class(pl: ModuleType) -> type:
             return pl.plugins.TorchCheckpointIO.save_checkpoint(
                 self, checkpoint, path, storage_options
             )
+        # ModelCheckpoint gives most files new names: also remove what killed saves of other
+        # names left in the folder (atomic_write removes those of this name)
+        remove_stale_temps_in(Path(path).expanduser().parent, (".ckpt",))
         atomic_write(path, lambda f: torch.save(checkpoint, f), binary=True)
         return None
 

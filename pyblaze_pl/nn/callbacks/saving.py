@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from pyblaze_pl._io import remove_stale_temps_in
 from pyblaze_pl.nn.callbacks.base import TrainingCallback, is_global_zero
 from pyblaze_pl.nn.configurable import Configurable, save_weights
 from pyblaze_pl.nn.results import Evaluation
@@ -18,7 +19,8 @@ class ModelSaverCallback(TrainingCallback):
     A :class:`~pyblaze_pl.nn.Configurable` model is saved with its ``save`` (``<file>.json`` with
     the config and ``<file>.pt`` with the weights); any other model as its state dict, moved to
     the CPU, in ``<file>.pt``. Every file is written atomically; in a multi-process (DDP) run only
-    global rank 0 writes.
+    global rank 0 writes. Temporary files that killed saves left in ``directory`` are removed by
+    the next save there.
 
     Args:
         directory: The directory of the files (created if needed).
@@ -81,6 +83,7 @@ class ModelSaverCallback(TrainingCallback):
         if self.model is None or self.epoch is None or not is_global_zero():
             return
         file = self.file(self.epoch)
+        remove_stale_temps_in(file.parent, (".pt", ".json"))  # left by killed saves
         if isinstance(self.model, Configurable):
             self.model.save(file)
         else:
