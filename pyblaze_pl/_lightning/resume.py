@@ -14,11 +14,27 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+
+# the checks of what a checkpoint holds, plain torch; re-exported for the run
+from pyblaze_pl._fit_checks import WeightsMismatch, check_optimizers, check_weights
+
+__all__ = [
+    "WeightsMismatch",
+    "capture_rng",
+    "check_checkpoint",
+    "check_optimizers",
+    "check_weights",
+    "is_stateful",
+    "load_rank_state",
+    "rank_states",
+    "restore_rng",
+    "warn_inexact_mid_epoch",
+]
 
 
 def capture_rng() -> dict[str, Any]:
@@ -80,77 +96,6 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     if cuda and torch.cuda.is_available():
         for device, device_state in enumerate(cuda[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(device_state, device)
-
-
-def check_weights(
-    expected: Mapping[str, torch.Tensor],
-    saved: Mapping[str, Any],
-    *,
-    strict: bool,
-    source: str,
-    model: str = "this model",
-    action: str = "Resume with",
-) -> None:
-    """Raises unless the checkpoint's weights ``saved`` fit the module whose state is ``expected``.
-
-    Checked before anything is loaded, so that a wrong checkpoint leaves the weights unchanged.
-
-    Args:
-        expected: The module's ``state_dict()``.
-        saved: The checkpoint's ``state_dict``.
-        strict: Whether names must match exactly (Lightning's ``strict_loading``); shapes are
-            always checked.
-        source: The checkpoint, for the message.
-        model: The model, for the message.
-        action: What to do, for the message: ``"Resume with"``, ``"Load"``.
-
-    Raises:
-        WeightsMismatch: A ValueError (and, as ``load_state_dict`` raises, a RuntimeError) naming
-            the first parameter that is missing, unexpected or of another shape.
-
-    Example:
-        >>> check_weights({"w": torch.zeros(2)}, {"w": torch.ones(2)}, strict=True, source="x")
-    """
-
-    def fail(problem: str) -> None:
-        raise WeightsMismatch(
-            f"Expected a checkpoint of {model}. Received: {source}, which {problem}. {action} "
-            f"a checkpoint written by the same model class and configuration; nothing was loaded."
-        )
-
-    if strict:
-        missing = _first(name for name in expected if name not in saved)
-        if missing is not None:
-            fail(f"has no {missing!r} (its first names: {_names(saved)})")
-        unexpected = _first(name for name in saved if name not in expected)
-        if unexpected is not None:
-            fail(
-                f"has {unexpected!r}, which the model does not have (the model's first names: "
-                f"{_names(expected)})"
-            )
-    for name, value in expected.items():
-        other = saved.get(name)
-        tensors = isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor)
-        if tensors and value.shape != other.shape:
-            fail(
-                f"has {name!r} of shape {tuple(other.shape)}, where the model has "
-                f"{tuple(value.shape)}"
-            )
-
-
-class WeightsMismatch(ValueError, RuntimeError):
-    """Weights that do not fit a model: a ValueError, and a RuntimeError as
-    ``nn.Module.load_state_dict`` raises for them."""
-
-
-def _first(names: Iterable[str]) -> str | None:
-    return next(iter(names), None)
-
-
-def _names(state: Mapping[str, Any], count: int = 4) -> str:
-    names = list(state)
-    shown = ", ".join(repr(n) for n in names[:count])
-    return shown + (", ..." if len(names) > count else "") if names else "none"
 
 
 def warn_inexact_mid_epoch(epoch: int, batches: int, loader: object) -> None:

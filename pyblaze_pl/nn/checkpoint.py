@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from torch import nn
 
 from pyblaze_pl._files import read_torch_file
+from pyblaze_pl._fit_checks import check_weights
 from pyblaze_pl._io import require_file
-from pyblaze_pl._lightning.resume import check_weights
 
 _PREFIX = "model."
 
