@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pyblaze_pl._signals import deferred_sigint
+
 __all__ = [
     "STALE_SECONDS",
     "atomic_write",
@@ -152,9 +154,10 @@ def atomic_write_all(files: Sequence[tuple[str | os.PathLike, Writer, bool]]) ->
     through ``write`` into a temporary file next to ``path``; only when every file has been
     written completely are they renamed onto their paths, in the given order.
 
-    A failure while writing (a full disk, say) leaves every path as it was. Only a crash between
-    two renames can leave some files replaced and others not; readers of such pairs must check
-    that they belong together. Parent directories are created.
+    A failure while writing (a full disk, say) leaves every path as it was. A Ctrl-C during the
+    renames takes effect after the last one. Only a crash (a killed process) between two renames
+    can leave some files replaced and others not; readers of such pairs must check that they
+    belong together. Parent directories are created.
 
     Raises:
         OSError: For a failed write, with the errno of the cause and a message that names the
@@ -182,10 +185,11 @@ def atomic_write_all(files: Sequence[tuple[str | os.PathLike, Writer, bool]]) ->
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-        for target, tmp in zip(targets, temps, strict=True):
-            current = target
-            os.replace(tmp, target)
-            replaced.append(target)
+        with deferred_sigint():  # a Ctrl-C between two renames would leave a mixed set
+            for target, tmp in zip(targets, temps, strict=True):
+                current = target
+                os.replace(tmp, target)
+                replaced.append(target)
     except BaseException as error:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
