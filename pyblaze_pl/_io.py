@@ -36,6 +36,7 @@ __all__ = [
     "STALE_SECONDS",
     "atomic_write",
     "atomic_write_all",
+    "check_writable_folder",
     "listing",
     "remove_stale_temps_in",
     "require_file",
@@ -213,6 +214,56 @@ def atomic_write(path: str | os.PathLike, write: Writer, binary: bool) -> Path:
         PosixPath('runs/notes.txt')
     """
     return atomic_write_all([(path, write, binary)])[0]
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Raises unless files can be created in ``folder`` or, where it does not exist yet, in the
+    nearest existing folder above it (where it will be created). Called before training, so that
+    a save folder that cannot be written fails at once, not at the end of the first epoch.
+
+    Writability is tested by creating and removing an empty file (``.pyblaze_pl-write-check.*``):
+    permission bits, ACLs, read-only mounts and root's rights all answer as they will for the
+    real save. Returns ``folder`` as a Path.
+
+    Args:
+        folder: The folder files will be saved into.
+        what: What the folder is, for the message: ``"ModelCheckpoint's dirpath"``.
+
+    Raises:
+        NotADirectoryError: If ``folder``, or a path above it, is a file.
+        OSError: With the errno of the cause (``PermissionError`` for a folder without write
+            permission, ``OSError`` with ``EROFS`` for a read-only filesystem); the message names
+            the folder and the cause.
+
+    Example:
+        >>> check_writable_folder("runs/ckpt", "ModelCheckpoint's dirpath")
+        PosixPath('runs/ckpt')
+    """
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "which is a file" if existing == folder else f"but '{existing}' above it is a file"
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"Expected {what} to be a folder to save into. Received: '{folder}', {where}. "
+            f"Choose a folder; nothing was trained.",
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pyblaze_pl-write-check.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        code = e.errno or errno.EACCES
+        created = "" if existing == folder else f" (it does not exist; '{existing}' would hold it)"
+        raise OSError(
+            code,
+            f"Expected {what} to be a folder that can be written. Received: '{folder}'{created}, "
+            f"where no file can be created: {os.strerror(code)}. Choose another folder or make "
+            f"it writable; nothing was trained.",
+        ) from None
+    return folder
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pyblaze_pl._files import UnsafeFile, read_torch_file
-from pyblaze_pl._io import atomic_write, remove_stale_temps_in
+from pyblaze_pl._io import atomic_write, check_writable_folder, remove_stale_temps_in
 from pyblaze_pl._lightning import compat
 
 # Strategies that save through their own machinery (or need their own CheckpointIO).
@@ -55,6 +55,32 @@ def atomic_checkpoint_io_class(pl: ModuleType) -> type:
         (pl.plugins.TorchCheckpointIO,),
         {"save_checkpoint": save_checkpoint, "__module__": __name__},
     )
+
+
+def check_checkpoint_folders(pl: ModuleType, callbacks: Iterable[object]) -> None:
+    """Before training: raises if the ``dirpath`` of a ``ModelCheckpoint`` among ``callbacks``
+    cannot be written (see :func:`pyblaze_pl._io.check_writable_folder`), so that a wrong folder
+    fails at once instead of at the first checkpoint, after an epoch of training.
+
+    ``ModelCheckpoint`` objects without ``dirpath`` (Lightning chooses the folder from the logger
+    or ``default_root_dir`` during ``fit``) and remote paths (``s3://``) are not checked.
+
+    Raises:
+        OSError: ``PermissionError``, ``NotADirectoryError`` or ``OSError`` (``EROFS``) naming the
+            callback, the folder and the cause.
+
+    Example:
+        >>> check_checkpoint_folders(pl, [pl.callbacks.ModelCheckpoint("/etc/passwd/ckpt")])
+        Traceback (most recent call last):
+        NotADirectoryError: [Errno 20] Expected ModelCheckpoint's dirpath (Lightning callback 1) ...
+    """
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, pl.callbacks.ModelCheckpoint):
+            continue
+        dirpath = getattr(callback, "dirpath", None)
+        if dirpath and "://" not in str(dirpath):
+            what = f"{type(callback).__name__}'s dirpath (Lightning callback {index + 1})"
+            check_writable_folder(dirpath, what)
 
 
 def with_atomic_checkpoints(pl: ModuleType, options: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from pyblaze_pl._io import remove_stale_temps_in
+from pyblaze_pl._io import check_writable_folder, remove_stale_temps_in
 from pyblaze_pl.nn.callbacks.base import TrainingCallback, is_global_zero
 from pyblaze_pl.nn.configurable import Configurable, save_weights
 from pyblaze_pl.nn.results import Evaluation
@@ -29,6 +29,9 @@ class ModelSaverCallback(TrainingCallback):
 
     Raises:
         ValueError: If ``file_template`` does not format to one name per epoch.
+        OSError: When training starts, before the first batch, if ``directory`` cannot be written
+            (``PermissionError``, a read-only filesystem, a file on its path); the message names
+            it and the cause.
 
     Example:
         >>> saver = ModelSaverCallback("runs/checkpoints")
@@ -73,6 +76,8 @@ class ModelSaverCallback(TrainingCallback):
         return path.with_suffix("") if path.suffix in (".pt", ".json") else path
 
     def before_training(self, model: nn.Module, num_epochs: int) -> None:
+        if is_global_zero():  # the process that writes; before the first batch
+            check_writable_folder(self.directory, "ModelSaverCallback's directory")
         self.model = model
         self.epoch = None
 
