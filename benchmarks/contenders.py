@@ -205,7 +205,7 @@ class FabricPrototype(Contender):
     def __init__(self) -> None:
         from lightning_fabric import Fabric
 
-        from pyblaze_pl.nn.engine._devices import DeviceConfig, fast_cuda_checks
+        from pyblaze_pl._lightning.devices import DeviceConfig, fast_cuda_checks
 
         self.fabric_class = Fabric
         self.fast_cuda_checks = fast_cuda_checks

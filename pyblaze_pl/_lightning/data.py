@@ -53,13 +53,22 @@ def overrides(obj: object, method: str) -> bool:
     return getattr(type(obj), method, None) is not getattr(base, method, None)
 
 
+def is_lightning_module(obj: object) -> bool:
+    """Whether ``obj`` is a LightningModule of either namespace (without importing Lightning).
+
+    Example:
+        >>> is_lightning_module(object())
+        False
+    """
+    return _base(obj, "LightningModule", _MODULES) is not None
+
+
 def own_step(engine: Any, method: str) -> bool:
     """Whether a call of ``engine`` runs its LightningModule's own ``method``
     (``validation_step``, ``predict_step``): for LightningModule estimators trained by their own
-    steps (:class:`~pyblaze_pl.nn.LightningEngine`) that define it."""
-    from pyblaze_pl.nn.engine.lightning import LightningEngine
-
-    return isinstance(engine, LightningEngine) and overrides(engine.model, method)
+    steps (engines with ``trains_itself``, :class:`~pyblaze_pl.nn.LightningEngine`) that define
+    it."""
+    return getattr(engine, "trains_itself", False) and overrides(engine.model, method)
 
 
 def provides_validation(data: object, val_data: object) -> bool:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from pyblaze_pl._lightning.context import BatchContext
 from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn.callbacks._modes import model_mode
-from pyblaze_pl.nn.engine.context import BatchContext
 
 if TYPE_CHECKING:
     from pyblaze_pl._lightning.run import Run

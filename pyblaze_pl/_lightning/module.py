@@ -18,7 +18,7 @@ class _Adapter:
     namespace by :func:`adapter_class`.
 
     Optimization is manual: the engine's ``train_batch`` does backward and optimizer steps itself
-    (as in PyBlaze), through the run's :class:`~pyblaze_pl.nn.engine.context.BatchContext`. The
+    (as in PyBlaze), through the run's :class:`~pyblaze_pl._lightning.context.BatchContext`. The
     module holds the user's model as ``model`` (checkpoints hold ``model.*`` weights) and nothing
     else; attributes it does not have are looked up on the model, so Lightning callbacks written
     for the user's module can read ``pl_module.encoder``.

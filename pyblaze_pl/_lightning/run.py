@@ -23,27 +23,25 @@ from typing import Any
 import torch
 
 from pyblaze_pl._lightning import compat, data, features, namespace, resume
+from pyblaze_pl._lightning import context as batch_context
+from pyblaze_pl._lightning.batch_errors import explain_batch_error
 from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
-from pyblaze_pl._lightning.data import is_datamodule
+from pyblaze_pl._lightning.data import is_datamodule, is_lightning_module
+from pyblaze_pl._lightning.devices import fast_cuda_checks, resolve_gpu
 from pyblaze_pl._lightning.distributed import (
     destroy_process_group_at_exit,
     equal_counts,
     gather_predictions,
     unpadded_samples,
 )
+from pyblaze_pl._lightning.interrupts import InterruptGuard
 from pyblaze_pl._lightning.module import adapter_class
 from pyblaze_pl._lightning.quiet import quiet
-from pyblaze_pl._tensors import map_tensors
+from pyblaze_pl._tensors import map_tensors, wide_float
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks._dispatch import Dispatch
 from pyblaze_pl.nn.callbacks._modes import model_mode
 from pyblaze_pl.nn.callbacks.base import CallbackException, PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine import context as batch_context
-from pyblaze_pl.nn.engine._checks import explain_batch_error
-from pyblaze_pl.nn.engine._devices import fast_cuda_checks, resolve_gpu
-from pyblaze_pl.nn.engine._interrupts import InterruptGuard
-from pyblaze_pl.nn.engine.lightning import LightningEngine
-from pyblaze_pl.nn.estimator import is_lightning_module
 from pyblaze_pl.nn.results import Evaluation, History
 
 # Trainer options that PyBlaze arguments own: key -> the argument to use instead.
@@ -62,7 +60,7 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     if not tensors:
         return []
     device = tensors[0].device
-    dtype = torch.float32 if device.type == "mps" else torch.float64
+    dtype = wide_float(device)
     flat = [t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors]
     return torch.cat(flat).tolist()
 
@@ -282,7 +280,7 @@ class Run:
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
         self.epochs = epochs
-        self.own_steps = isinstance(self.engine, LightningEngine)
+        self.own_steps = self.engine.trains_itself
         ckpt_path = data.resolve_ckpt_path(ckpt_path)
         checkpoint = None
         if ckpt_path is not None and ckpt_path not in data.SPECIAL_CKPT:

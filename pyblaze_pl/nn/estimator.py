@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyblaze_pl._lightning import is_lightning_module
 from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.engine.lightning import LightningEngine
 from pyblaze_pl.nn.results import Evaluation, History
@@ -54,18 +55,6 @@ class Estimator:
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """Predicts with the model: ``self.engine.predict(*args, **kwargs)``."""
         return self.engine.predict(*args, **kwargs)
-
-
-_LIGHTNING_MODULES = ("pytorch_lightning.core.module", "lightning.pytorch.core.module")
-
-
-def is_lightning_module(model: object) -> bool:
-    """Whether ``model`` is a LightningModule of either Lightning namespace (checked by the class
-    hierarchy, without importing Lightning)."""
-    return any(
-        c.__name__ == "LightningModule" and c.__module__ in _LIGHTNING_MODULES
-        for c in type(model).__mro__
-    )
 
 
 def _default_engine(model: object) -> type[Engine] | None:

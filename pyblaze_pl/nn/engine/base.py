@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pyblaze_pl._lightning.data import (
+from pyblaze_pl import _lightning
+from pyblaze_pl._lightning import (
     check_datamodule,
     check_single_loader,
     is_datamodule,
@@ -17,7 +18,6 @@ from pyblaze_pl._lightning.data import (
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine import context
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
     EVALUATE_OPTIONS,
@@ -104,10 +104,7 @@ def _run(
     runner: str,
     data: object = None,
 ) -> Any:
-    # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
-    from pyblaze_pl._lightning.run import Run
-
-    return Run(
+    return _lightning.start(
         engine,
         gpu=gpu,
         callbacks=callbacks,
@@ -129,7 +126,7 @@ class Engine(TrainingCallback, PredictionCallback):
     ``loss.backward()`` and ``optimizer.step()`` so that precision plugins, DDP and gradient
     clipping apply. :attr:`iteration`, :attr:`num_iterations`, :attr:`is_last_iteration` and
     :attr:`device` describe the current batch; they are read from the running call's
-    :class:`~pyblaze_pl.nn.engine.context.BatchContext`.
+    :class:`~pyblaze_pl._lightning.context.BatchContext`.
 
     Args:
         model: The model to train.
@@ -147,6 +144,9 @@ class Engine(TrainingCallback, PredictionCallback):
         ...         return self.model(x), y
     """
 
+    #: Whether the model trains itself (a LightningModule's own steps) rather than by the engine.
+    trains_itself = False
+
     def __init__(self, model: nn.Module) -> None:
         self.model = model
 
@@ -154,22 +154,22 @@ class Engine(TrainingCallback, PredictionCallback):
     @property
     def iteration(self) -> int:
         """The 0-based index of the current batch in its epoch."""
-        return context.current().iteration
+        return _lightning.current_context().iteration
 
     @property
     def num_iterations(self) -> int | None:
         """The number of batches of the current epoch (``None`` if the data has no length)."""
-        return context.current().num_iterations
+        return _lightning.current_context().num_iterations
 
     @property
     def is_last_iteration(self) -> bool:
         """Whether the current batch is the last one of its epoch."""
-        return context.current().is_last_iteration
+        return _lightning.current_context().is_last_iteration
 
     @property
     def device(self) -> torch.device:
         """The device of the model (and of the batches, inside a call)."""
-        device = context.current().device
+        device = _lightning.current_context().device
         if device is None:
             parameter = next(self.model.parameters(), None)
             device = parameter.device if parameter is not None else torch.device("cpu")
@@ -353,9 +353,9 @@ class Engine(TrainingCallback, PredictionCallback):
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagates ``loss`` through the running call's precision plugin and strategy
         (``loss.backward()`` outside a call)."""
-        context.current().backward(loss)
+        _lightning.current_context().backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Updates the parameters with ``optimizer`` (clipping and unscaling gradients as the call
         is configured), then zeroes their gradients. Ctrl-C waits for the update to complete."""
-        context.current().optimizer_step(optimizer)
+        _lightning.current_context().optimizer_step(optimizer)

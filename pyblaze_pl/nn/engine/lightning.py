@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pyblaze_pl._lightning.data import provides_validation
+from pyblaze_pl._lightning import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
@@ -32,6 +32,8 @@ class LightningEngine(SupervisedEngine):
         ...     def configure_optimizers(self): ...
         >>> history = Lit().fit(train_loader, val_data=val_loader, epochs=5)  # doctest: +SKIP
     """
+
+    trains_itself = True
 
     def train(
         self,
