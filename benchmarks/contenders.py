@@ -165,7 +165,7 @@ class PyBlazePL(Contender):
         estimator.__engine__ = self.xnn.SupervisedEngine
         return estimator()
 
-    runner = "auto"  # the lean runner for these calls
+    runner = "auto"  # the Fabric runner for these calls
 
     def fit(self, model: nn.Module, loader: DataLoader, epochs: int, device: str) -> None:
         model.fit(

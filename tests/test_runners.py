@@ -79,6 +79,8 @@ def test_lean_runner_refuses_calls_that_need_the_trainer(net):
             runner="fabric",
             gpu=False,
         )
-    with pytest.raises(ValueError, match=r"runner to be one of \('auto', 'trainer', 'fabric', 'lean'\)"):
+    with pytest.raises(
+        ValueError, match=r"runner to be one of \('auto', 'trainer', 'fabric', 'lean'\)"
+    ):
         net.predict(make_loader(make_dataset(16), 8), runner="fast")
     torch.testing.assert_close(net.state_dict(), before)

@@ -56,6 +56,8 @@ def pyblaze_interrupts(trainer: Any, fit: bool) -> Iterator[None]:
             raise
         if not fit:
             raise KeyboardInterrupt from e
+    if getattr(trainer, "received_sigterm", False):  # it came during the last batch: no check
+        raise Terminated(trainer.state.fn)
 
 
 def shut_down_workers(loader: Any) -> None:

@@ -13,7 +13,7 @@ from pyblaze_pl._lightning import context as batch_context
 from pyblaze_pl._lightning import features
 from pyblaze_pl._lightning.distributed import unpadded_samples
 from pyblaze_pl._lightning.epoch import count_batches
-from pyblaze_pl._lightning.interrupts import Interrupted
+from pyblaze_pl._lightning.interrupts import Interrupted, Terminated
 from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn.callbacks._modes import model_mode
 
@@ -139,6 +139,8 @@ class Hooks:
     def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
         self.run.predictions.append(map_tensors(outputs, _on_cpu))
         self.run.dispatch.after_prediction_batch()
+        if trainer.received_sigterm:  # Lightning's predict loop does not stop for SIGTERM
+            raise Terminated("predict")
 
     def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
         self.run.dispatch.after_predictions()

@@ -25,9 +25,9 @@ class Terminated(SystemExit):
         143
     """
 
-    def __init__(self, call: str | None) -> None:
+    def __init__(self, call: object) -> None:
         super().__init__(SIGTERM_STATUS)
-        self.call = call
+        self.call = getattr(call, "value", call)  # Lightning's TrainerFn is an enum of strings
 
     def announce(self) -> None:
         print(

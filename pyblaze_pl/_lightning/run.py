@@ -240,6 +240,8 @@ class Run(Epochs):
         start = time.monotonic()
         with ExitStack() as stack:
             self._enter(stack, fit=True)
+            if not self.own_steps:  # as every epoch will (Lightning warns of eval-mode modules)
+                self.model.train()
             if self.own_steps:
                 stack.callback(
                     compat.run_after_module_hook(self.module, "on_train_epoch_end", self.end_epoch)

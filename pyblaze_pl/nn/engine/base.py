@@ -37,6 +37,13 @@ def check_loader(data: object, name: str) -> None:
     loader is refused."""
     if is_datamodule(data):
         return
+    if isinstance(data, torch.Tensor):
+        shape = tuple(data.shape)
+        raise TypeError(
+            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: a "
+            f"tensor of shape {shape}, whose rows would be taken as batches. Pass batches: "
+            f"DataLoader(TensorDataset(x, y), batch_size=32). (predict takes a tensor of inputs.)"
+        )
     if not isinstance(data, Iterable):
         raise TypeError(
             f"Expected {name} to be a DataLoader (or another iterable of batches). "
@@ -48,6 +55,25 @@ def check_loader(data: object, name: str) -> None:
         return  # iterable-style data sets have no length
     if size == 0:
         raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
+
+
+#: The rows per batch when ``predict`` is given a tensor.
+PREDICT_BATCH_SIZE = 32
+
+
+def tensor_batches(data: torch.Tensor) -> list[torch.Tensor]:
+    """A tensor of inputs as batches of :data:`PREDICT_BATCH_SIZE` rows (``predict``).
+
+    Example:
+        >>> [tuple(b.shape) for b in tensor_batches(torch.zeros(40, 4))]
+        [(32, 4), (8, 4)]
+    """
+    if data.dim() == 0:
+        raise ValueError(
+            "Expected data to be a tensor of samples (its first dimension: one row per sample). "
+            "Received: a 0-dim tensor."
+        )
+    return list(data.split(PREDICT_BATCH_SIZE))
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -286,10 +312,17 @@ class Engine(TrainingCallback, PredictionCallback):
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
         loader order (on the CPU).
 
+        ``data`` may also be a tensor of inputs (its first dimension is the samples), predicted in
+        batches of :data:`PREDICT_BATCH_SIZE` rows, as Keras's ``predict``.
+
         Example:
             >>> model.predict(test_loader).shape  # doctest: +SKIP
             torch.Size([10000, 10])
+            >>> model.predict(torch.randn(5, 4)).shape  # doctest: +SKIP
+            torch.Size([5, 3])
         """
+        if isinstance(data, torch.Tensor):
+            data = tensor_batches(data)
         check_loader(data, "data")
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
