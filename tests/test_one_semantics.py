@@ -276,7 +276,7 @@ print("returned normally")
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-@pytest.mark.parametrize("call", ["fit", "predict"])
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
 def test_sigterm_ends_the_process_with_a_failure_status(runner, call, tmp_path):
     tests = os.path.dirname(__file__)
     script = SIGTERM_SCRIPT.format(tests=tests, runner=runner, call=call)

@@ -27,7 +27,8 @@ class Terminated(SystemExit):
 
     def __init__(self, call: object) -> None:
         super().__init__(SIGTERM_STATUS)
-        self.call = getattr(call, "value", call)  # Lightning's TrainerFn is an enum of strings
+        call = getattr(call, "value", call)  # Lightning's TrainerFn is an enum of strings
+        self.call = "evaluate" if call == "validate" else call  # the user's name of the call
 
     def announce(self) -> None:
         print(

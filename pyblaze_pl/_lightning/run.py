@@ -299,9 +299,9 @@ class Run(Epochs):
         if not self.own_steps:  # an engine's model ends every call in the modes it started in
             stack.enter_context(kept_modes(self.model))
         stack.enter_context(compat.compiled_forward(self.model))
+        stack.enter_context(quiet())
         if not self.on_fabric:
             stack.enter_context(compat.pyblaze_interrupts(self.trainer, fit))
-            stack.enter_context(quiet())
             stack.enter_context(features.show_requested_output(self))
         stack.enter_context(fast_cuda_checks(self.devices))
         stack.enter_context(self.interrupts)
