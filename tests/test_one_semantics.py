@@ -359,22 +359,31 @@ def test_every_call_shuts_its_loader_workers_down(runner):
 def test_plain_calls_run_on_lightning_fabric(monkeypatch):
     from lightning_fabric import Fabric
 
-    built = []
-    original = Fabric.__init__
+    from pyblaze_pl._lightning import fabric_loop
 
-    def spy(self, *args, **kwargs):
+    fabric_loop._shared_fabric.cache_clear()
+    built, used = [], []
+    original_fabric, original_loop = Fabric.__init__, fabric_loop.FabricLoop.__init__
+
+    def spy_fabric(self, *args, **kwargs):
         built.append(kwargs)
-        original(self, *args, **kwargs)
+        original_fabric(self, *args, **kwargs)
 
-    monkeypatch.setattr(Fabric, "__init__", spy)
+    def spy_loop(self, hooks, fabric, *args):
+        used.append(fabric)
+        original_loop(self, hooks, fabric, *args)
+
+    monkeypatch.setattr(Fabric, "__init__", spy_fabric)
+    monkeypatch.setattr(fabric_loop.FabricLoop, "__init__", spy_loop)
     net = Net()
     loader = make_loader(make_dataset(16), 8)
     net.fit(loader, epochs=1, optimizer=optim.SGD(net.parameters(), lr=0.1),
             loss=nn.CrossEntropyLoss(), gpu=False)  # fmt: skip
     net.evaluate(loader, gpu=False)
     net.predict(loader, gpu=False)
-    assert [b["accelerator"] for b in built] == ["cpu"] * 3
-    assert [b["precision"] for b in built] == ["32-true"] * 3
+    assert len(used) == 3 and all(isinstance(f, Fabric) for f in used)
+    # one Fabric per configuration, shared by the calls (16-mixed: one per call, for its scaler)
+    assert built == [{"accelerator": "cpu", "devices": 1, "precision": "32-true"}]
 
 
 def test_a_call_in_the_lightning_namespace_uses_lightning_fabric(monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyblaze_pl._lightning.context import current as current_context
+from pyblaze_pl._lightning.context import reached_through
 from pyblaze_pl._lightning.data import (
     check_datamodule,
     check_single_loader,
@@ -27,6 +28,7 @@ __all__ = [
     "is_datamodule",
     "is_lightning_module",
     "provides_validation",
+    "reached_through",
     "start",
 ]
 

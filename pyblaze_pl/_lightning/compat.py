@@ -7,9 +7,7 @@ checked on. A new Lightning or torchmetrics release is checked by reading this f
 
 from __future__ import annotations
 
-import gc
 import inspect
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
+from pyblaze_pl._lightning.context import compiled_wrapper
 from pyblaze_pl._lightning.interrupts import Terminated
 
 
@@ -195,45 +194,19 @@ def predict_loader(data: Any, world_size: int) -> Any:
     return _Batches(data) if is_subclass and world_size == 1 else data
 
 
-def _compile_context(model: nn.Module) -> Any:
-    """The dynamo context of a ``torch.compile`` wrapper of ``model``, or None when there is none.
-
-    ``torch.compile(model).fit(...)`` reaches ``model.fit`` through the wrapper's
-    ``__getattr__``, so the call only sees the original module; the wrapper is found by who
-    refers to the module (its ``_modules`` dict, then that dict's owner). Costs two scans of the
-    garbage collector's objects (about 25 ms each at 350,000 objects) once per call, and nothing
-    while ``torch._dynamo`` is not loaded. Reads ``OptimizedModule``'s ``_orig_mod`` and
-    ``dynamo_ctx``, as Lightning's ``from_compiled`` does; checked on torch 2.4 to 2.14.
-    """
-    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
-    if eval_frame is None:
-        return None
-    optimized = eval_frame.OptimizedModule
-    for holder in gc.get_referrers(model):
-        if not (isinstance(holder, dict) and holder.get("_orig_mod") is model):
-            continue
-        for owner in gc.get_referrers(holder):
-            if isinstance(owner, optimized):
-                return owner.dynamo_ctx
-            if (
-                isinstance(owner, dict)
-                and owner.get("_modules") is holder
-                and "dynamo_ctx" in owner
-            ):
-                return owner["dynamo_ctx"]
-    return None
-
-
 @contextmanager
 def compiled_forward(model: nn.Module) -> Iterator[None]:
-    """Runs the body with ``model.forward`` compiled as its ``torch.compile`` wrapper compiles it,
-    when the model has one (Lightning's ``from_compiled`` does the same to a LightningModule);
-    the model's own ``forward`` comes back afterwards. Checkpoints keep the model's own keys.
+    """Runs the body with ``model.forward`` compiled as the ``torch.compile`` wrapper the call was
+    reached through compiles it (Lightning's ``from_compiled`` does the same to a
+    LightningModule); the model's own ``forward`` comes back afterwards, and checkpoints keep the
+    model's own keys. Reads ``OptimizedModule``'s ``_orig_mod`` and ``dynamo_ctx``, as Lightning
+    does; checked on torch 2.4 to 2.14.
     """
-    context = _compile_context(model)
-    if context is None:
+    wrapper = compiled_wrapper()
+    if wrapper is None or getattr(wrapper, "_orig_mod", None) is not model:
         yield
         return
+    context = wrapper.dynamo_ctx
     own = model.__dict__.get("forward")
     model.forward = context(model.forward)
     try:

@@ -16,6 +16,7 @@ over every callback, result collections, logging) and Fabric's module and optimi
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Iterable, Iterator
@@ -39,10 +40,27 @@ PRECISIONS = ("32-true", "32", 32, "bf16-mixed", "16-mixed")
 
 
 def new_fabric(package: str, accelerator: str, devices: Any, precision: Any) -> Any:
-    """A one-device Fabric of the namespace ``package`` (``pytorch_lightning`` or ``lightning``)."""
+    """A one-device Fabric of the namespace ``package`` (``pytorch_lightning`` or ``lightning``).
+
+    Built once per configuration and process and shared by the calls: building one reads every
+    installed package's entry points (about 13 ms), and a one-device Fabric keeps no state of a
+    call. ``16-mixed`` is the exception: its gradient scaler learns a scale during a call, so
+    each call gets a Fabric of its own, as each Trainer has its own scaler.
+    """
+    key = tuple(devices) if isinstance(devices, list) else devices
+    if str(precision) == "16-mixed":
+        return _build_fabric(package, accelerator, key, precision)
+    return _shared_fabric(package, accelerator, key, precision)
+
+
+def _build_fabric(package: str, accelerator: str, devices: Any, precision: Any) -> Any:
     fabric = importlib.import_module(_FABRIC[package])
+    devices = list(devices) if isinstance(devices, tuple) else devices
     with quiet():
         return fabric.Fabric(accelerator=accelerator, devices=devices, precision=precision)
+
+
+_shared_fabric = functools.lru_cache(maxsize=8)(_build_fabric)
 
 
 def _length(data: Iterable) -> float:
