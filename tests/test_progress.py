@@ -14,7 +14,7 @@ from conftest import make_dataset, make_loader
 from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
-from pyblaze_pl.nn.callbacks.progress import _fit as fit_line
+from pyblaze_pl.nn.callbacks._live import _fit as fit_line
 from pyblaze_pl.nn.callbacks.progress import format_summary
 
 
