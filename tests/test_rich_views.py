@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_dataset, make_loader
 from IPython.core.formatters import DisplayFormatter
 from matplotlib.figure import Figure
-from torch import nn
+from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
 from pyblaze_pl.nn._html import _shown_epochs
@@ -154,9 +155,6 @@ def test_the_import_check_sees_function_level_imports(tmp_path):
     "change in pyblaze_pl/_lightning/run.py (Run.fit), see the notebook branch's report",
 )
 def test_fit_records_the_restored_epoch(net):
-    from conftest import make_dataset, make_loader
-    from torch import optim
-
     scores = iter([3.0, 1.0, 2.0, 2.0, 2.0])
     history = net.fit(
         make_loader(make_dataset(32), 16),
