@@ -149,12 +149,8 @@ def test_the_import_check_sees_function_level_imports(tmp_path):
     assert imported_modules(source) == {"pyblaze_pl.nn", "."}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit does not yet copy EarlyStopping.restored_epoch into the History it returns: a "
-    "change in pyblaze_pl/_lightning/run.py (Run.fit), see the notebook branch's report",
-)
-def test_fit_records_the_restored_epoch(net):
+@pytest.mark.parametrize("runner", ["trainer", "fabric"])
+def test_fit_records_the_restored_epoch(net, runner):
     scores = iter([3.0, 1.0, 2.0, 2.0, 2.0])
     history = net.fit(
         make_loader(make_dataset(32), 16),
@@ -164,6 +160,7 @@ def test_fit_records_the_restored_epoch(net):
         loss=nn.CrossEntropyLoss(),
         metrics={"score": lambda y_pred, y_true: torch.tensor(next(scores))},
         callbacks=[xnn.EarlyStopping("val_score", patience=3, restore_best=True)],
+        runner=runner,
     )
     assert len(history) == 5 and history.restored_epoch == 2
     assert "weights of epoch 2 restored" in history._repr_html_()

@@ -253,6 +253,9 @@ class Run(Epochs):
                 sources = data.fit_sources(self, train_data, val_data)
                 self.trainer.fit(self.module, *sources, **fit_options)
         self.history.duration += time.monotonic() - start
+        restored = [getattr(c, "restored_epoch", None) for c in self.dispatch.training]
+        if any(epoch is not None for epoch in restored):  # EarlyStopping(restore_best=True)
+            self.history.restored_epoch = [e for e in restored if e is not None][-1]
         return self.history
 
     def evaluate(self, loader: Any, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
