@@ -234,11 +234,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
-            runner: ``'auto'`` (default): the lean runner, a plain PyTorch loop, when the call
-                needs nothing of Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs``
-                or ``ckpt_path``; one device), else the Trainer. ``'trainer'`` always uses the
-                Trainer; ``'lean'`` refuses a call the lean runner cannot run. Both give the
-                same numbers.
+            runner: ``'auto'`` (default): Lightning Fabric when the call needs nothing of
+                Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs`` other than
+                ``precision``, ``ckpt_path``; one device), else the Trainer. ``'trainer'``
+                always uses the Trainer; ``'fabric'`` (``'lean'``, its former name) refuses a
+                call Fabric cannot run. Both give the same numbers.
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
                 those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
                 the prefix, during validation (as in PyBlaze 2.x).

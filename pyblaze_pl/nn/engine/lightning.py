@@ -56,7 +56,7 @@ class LightningEngine(SupervisedEngine):
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
             runner: ``'auto'`` or ``'trainer'``: a LightningModule's own steps always run on
-                Lightning's Trainer (``'lean'`` is refused).
+                Lightning's Trainer (``'fabric'`` is refused).
             **kwargs: None are accepted: the module's ``training_step`` and
                 ``configure_optimizers`` train it. Given ones are refused with the closest
                 argument of ``fit``.
