@@ -7,9 +7,11 @@ metrics and by the run's batch errors (``_lightning/batch_errors.py``).
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +22,7 @@ def inspecting(model: nn.Module) -> Iterator[None]:
     afterwards: training continues exactly as if nothing had run."""
     modes = [(m, m.training) for m in model.modules()]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         model.eval()
         try:
@@ -27,6 +30,8 @@ def inspecting(model: nn.Module) -> Iterator[None]:
         finally:
             for module, training in modes:
                 module.training = training
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def describe(value: object) -> str:

@@ -154,6 +154,12 @@ def test_predict_on_a_tensor_gives_one_row_per_sample(runner):
         fit(net, x, runner)
     with pytest.raises(TypeError, match=r"Received: a tensor of shape \(5, 8\)"):
         net.evaluate(x, runner=runner, gpu=False)
+    with pytest.raises(ValueError, match=r"Received: a tensor of shape \(8,\).*unsqueeze\(0\)"):
+        net.predict(torch.randn(8), runner=runner, gpu=False)
+    with pytest.raises(TypeError, match=r"a data set \(TensorDataset\).*\.loader\(batch_size"):
+        fit(net, make_dataset(16), runner)
+    with pytest.raises(ValueError, match=r"Received: 'Trainer'\. Did you mean 'trainer'\?"):
+        net.predict(x, runner="Trainer", gpu=False)
 
 
 # --- modes --------------------------------------------------------------------------------------
@@ -263,6 +269,9 @@ class Term(xnn.TrainingCallback, xnn.PredictionCallback):
     def after_batch(self, *args):
         os.kill(os.getpid(), signal.SIGTERM)
 
+    def after_training(self):
+        print("after_training ran", flush=True)  # trackers close their runs
+
 net = Net()
 loader = make_loader(make_dataset(32), 8)
 kwargs = dict(callbacks=[Term()], runner={runner!r}, gpu=False)
@@ -285,6 +294,7 @@ def test_sigterm_ends_the_process_with_a_failure_status(runner, call, tmp_path):
     )
     assert result.returncode == 143, result.stderr[-2000:]
     assert "returned normally" not in result.stdout
+    assert ("after_training ran" in result.stdout) == (call == "fit")
     assert f"Stopped by SIGTERM during {call}" in result.stderr
 
 

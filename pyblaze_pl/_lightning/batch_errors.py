@@ -17,22 +17,25 @@ def explain_batch_error(
     engine: Any,
     batch: Any,
     batch_idx: int,
-    epoch: int,
+    where: str,
     kwargs: Mapping[str, Any],
+    method: str = "train_batch",
 ) -> BaseException | None:
-    """``error`` (raised by ``train_batch``) with what the user needs to fix it: the batch, the
-    loss, the prediction and target shapes, dtypes and devices, and the likely fix. Returns None
-    when there is nothing to add. The caller chains the original: ``raise new from error``."""
+    """``error`` (raised by the engine's ``method`` on a batch of ``where``: ``"epoch 3"``,
+    ``"evaluate"``, ...) with what the user needs to fix it: the batch, the loss, the prediction
+    and target shapes, dtypes and devices, and the likely fix. Returns None when there is nothing
+    to add. The caller chains the original: ``raise new from error``."""
     if getattr(error, "_pyblaze_explained", False):
         return None
     name = type(engine).__name__
-    lines = [f"{name}.train_batch failed on batch {batch_idx} of epoch {epoch + 1}."]
+    lines = [f"{name}.{method} failed on batch {batch_idx} of {where}."]
     loss = kwargs.get("loss")
     if loss is not None:
         lines.append(f"loss: {_loss_name(loss)}")
     outputs = None
-    with contextlib.suppress(Exception), inspecting(engine.model):
-        outputs = engine.eval_batch(batch)
+    if method != "eval_batch":  # run it again only where it was not what failed
+        with contextlib.suppress(Exception), inspecting(engine.model):
+            outputs = engine.eval_batch(batch)
     if isinstance(outputs, (tuple, list)) and len(outputs) == 2:
         lines.append(f"model output (y_pred): {describe(outputs[0])}")
         lines.append(f"target (y_true): {describe(outputs[1])}")

@@ -214,3 +214,25 @@ def resolve_ckpt_path(ckpt_path: str | os.PathLike | None) -> str | None:
     if isinstance(ckpt_path, str) and (ckpt_path in SPECIAL_CKPT):
         return ckpt_path
     return str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
+
+
+def first_batch(data: Any) -> Any:
+    """The first batch of ``data``, read without iterating it (an iteration draws a seed from the
+    global generator, starts worker processes and advances a loader's own generator): for a
+    DataLoader over a map-style data set with a batch size, its ``collate_fn`` of the first
+    samples; for a list or tuple of batches, the first. ``None`` where it cannot be read so (an
+    ``IterableDataset``, a custom batch sampler, another iterable): the check is skipped.
+    """
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(data, (list, tuple)):
+        return data[0] if data else None
+    if not isinstance(data, DataLoader) or isinstance(data.dataset, IterableDataset):
+        return None
+    if data.batch_size is None:
+        return None
+    try:
+        size = min(data.batch_size, len(data.dataset))  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return data.collate_fn([data.dataset[i] for i in range(size)])

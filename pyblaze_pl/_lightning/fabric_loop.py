@@ -217,7 +217,7 @@ class FabricLoop:
         with torch.inference_mode():
             for batch_idx, (batch, _) in enumerate(_with_last(data)):
                 with self.fabric.autocast():  # the metrics too, as in a validation_step
-                    outputs = run.eval_batch(batch)
+                    outputs = run.eval_batch(batch, batch_idx)
                     hooks.on_validation_batch_end(self, module, outputs, batch, batch_idx)
                 self._check_terminated()
         hooks.on_validation_epoch_end(self, module)
@@ -237,7 +237,7 @@ class FabricLoop:
             with torch.inference_mode():
                 for batch_idx, (batch, _) in enumerate(_with_last(data)):
                     with self.fabric.autocast():
-                        outputs = run.predict_batch(batch)
+                        outputs = run.predict_batch(batch, batch_idx)
                     hooks.on_predict_batch_end(self, module, outputs, batch, batch_idx)
                     self._check_terminated()
             hooks.on_predict_end(self, module)

@@ -14,6 +14,7 @@ from pyblaze_pl._lightning import features
 from pyblaze_pl._lightning.distributed import unpadded_samples
 from pyblaze_pl._lightning.epoch import count_batches
 from pyblaze_pl._lightning.interrupts import Interrupted, Terminated
+from pyblaze_pl._lightning.sanity import check_validation_batch
 from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn.callbacks._modes import model_mode
 
@@ -46,6 +47,7 @@ class Hooks:
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
+        check_validation_batch(self.run)  # before any PyBlaze callback starts its output
         self.run.dispatch.before_training(self.run.epochs)
         self.run.resume_mid_epoch()  # Lightning calls no on_train_epoch_start for that epoch
 
@@ -73,6 +75,8 @@ class Hooks:
                 )
             )
             self.run.dispatch.after_training(prints=trainer.is_global_zero)
+        elif trainer.received_sigterm and trainer.state.fn == "fit":  # the process ends next
+            self.run.dispatch.after_training(prints=trainer.is_global_zero)  # trackers close
 
     def _log_train_loss(self, pl_module: Any) -> None:
         run = self.run

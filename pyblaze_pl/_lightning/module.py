@@ -63,10 +63,10 @@ class _Adapter:
         return self.run.train_batch(batch, batch_idx)
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        return self.run.eval_batch(batch)
+        return self.run.eval_batch(batch, batch_idx)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        return self.run.predict_batch(batch)
+        return self.run.predict_batch(batch, batch_idx)
 
     def on_train_epoch_end(self) -> None:
         # Lightning calls this after the callbacks' on_train_epoch_end and before its monitoring

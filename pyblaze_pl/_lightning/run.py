@@ -10,11 +10,12 @@ callbacks and applies their stop decisions, in one place).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from types import ModuleType
 from typing import Any
 
@@ -85,7 +86,13 @@ class Run(Epochs):
         data: object = None,
     ) -> None:
         if runner not in RUNNERS:
-            raise ValueError(f"Expected runner to be one of {RUNNERS}. Received: {runner!r}.")
+            close = [r for r in RUNNERS if str(runner).lower() == r]
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"Expected runner to be one of {RUNNERS}: 'auto' (Lightning Fabric when the call "
+                f"needs nothing of the Trainer, else the Trainer), 'trainer' or 'fabric' (force "
+                f"one; 'lean' is the former name of 'fabric'). Received: {runner!r}.{hint}"
+            )
         self.runner = runner
         self.engine = engine
         self.model = engine.model
@@ -111,6 +118,7 @@ class Run(Epochs):
         self.predict_kwargs: dict[str, Any] = {}
         self.stop_on_nonfinite = True
         self.epochs = 0
+        self.val_data: Any = None
         self.trainer: Any = None
         self.module: Any = None
         self.own_steps = False  # a LightningModule trained by its own training_step
@@ -183,10 +191,10 @@ class Run(Epochs):
         return FabricLoop(Hooks(self), fabric, options.get("max_epochs"))
 
     def step_context(self) -> Any:
-        """The precision context of a step, for what the run computes after one (the metrics):
-        the Trainer's ``val_step_context`` (the Fabric loop runs its hooks inside autocast)."""
+        """The precision context of a step, for what the run computes outside one (the metrics):
+        the Trainer's ``val_step_context``, or Fabric's ``autocast``."""
         if self.on_fabric:
-            return nullcontext()
+            return self.trainer.fabric.autocast()
         return self.trainer.precision_plugin.val_step_context()
 
     # the three calls
@@ -210,6 +218,8 @@ class Run(Epochs):
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
         self.epochs = epochs
+        self.val_data = val_data
+        self.engine.history = self.history  # reachable however the call ends (as Keras)
         self.own_steps = self.engine.trains_itself
         ckpt_path = data.resolve_ckpt_path(ckpt_path)
         checkpoint = None
@@ -238,6 +248,20 @@ class Run(Epochs):
                 self.pl.__version__ if compat.restarts_epochs(self.trainer) else None,
             )
         start = time.monotonic()
+        try:
+            self._fit(train_data, val_data, ckpt_path)
+        except BaseException as e:  # the History of the completed epochs is never lost
+            with contextlib.suppress(AttributeError, TypeError):
+                e.history = self.history  # type: ignore[attr-defined]
+            raise
+        finally:
+            self.history.duration += time.monotonic() - start
+        restored = [getattr(c, "restored_epoch", None) for c in self.dispatch.training]
+        if any(epoch is not None for epoch in restored):  # EarlyStopping(restore_best=True)
+            self.history.restored_epoch = [e for e in restored if e is not None][-1]
+        return self.history
+
+    def _fit(self, train_data: Any, val_data: Any, ckpt_path: str | None) -> None:
         with ExitStack() as stack:
             self._enter(stack, fit=True)
             if not self.own_steps:  # as every epoch will (Lightning warns of eval-mode modules)
@@ -252,11 +276,6 @@ class Run(Epochs):
                 fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
                 sources = data.fit_sources(self, train_data, val_data)
                 self.trainer.fit(self.module, *sources, **fit_options)
-        self.history.duration += time.monotonic() - start
-        restored = [getattr(c, "restored_epoch", None) for c in self.dispatch.training]
-        if any(epoch is not None for epoch in restored):  # EarlyStopping(restore_best=True)
-            self.history.restored_epoch = [e for e in restored if e is not None][-1]
-        return self.history
 
     def evaluate(self, loader: Any, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
         """Computes ``metrics`` over ``data``: ``Trainer.validate`` on the adapter module, or the
@@ -320,8 +339,8 @@ class Run(Epochs):
         try:
             loss = self.engine.train_batch(batch, **self.train_kwargs)
         except Exception as e:  # what the user needs to fix it, with the original chained
-            epoch = self.trainer.current_epoch
-            new = explain_batch_error(e, self.engine, batch, batch_idx, epoch, self.train_kwargs)
+            where = f"epoch {self.trainer.current_epoch + 1}"
+            new = explain_batch_error(e, self.engine, batch, batch_idx, where, self.train_kwargs)
             if new is None or new is e:
                 raise
             raise new from e
@@ -337,10 +356,28 @@ class Run(Epochs):
             )
         return torch.as_tensor(loss, dtype=torch.float32, device=self.module.device)
 
-    def eval_batch(self, batch: Any) -> Any:
-        return self.engine.eval_batch(batch, **self.eval_kwargs)
+    def eval_batch(self, batch: Any, batch_idx: int) -> Any:
+        try:
+            return self.engine.eval_batch(batch, **self.eval_kwargs)
+        except Exception as e:
+            fit = self.trainer.state.fn == "fit"
+            where = f"val_data after epoch {self.trainer.current_epoch + 1}" if fit else "evaluate"
+            self._explained(e, batch, batch_idx, where=where, kwargs=self.eval_kwargs,
+                            method="eval_batch")  # fmt: skip
+            raise
 
-    def predict_batch(self, batch: Any) -> Any:
-        return self.engine.predict_batch(batch, **self.predict_kwargs)
+    def predict_batch(self, batch: Any, batch_idx: int) -> Any:
+        try:
+            return self.engine.predict_batch(batch, **self.predict_kwargs)
+        except Exception as e:
+            self._explained(e, batch, batch_idx, where="predict", kwargs=self.predict_kwargs,
+                            method="predict_batch")  # fmt: skip
+            raise
+
+    def _explained(self, error: Exception, batch: Any, batch_idx: int, **where: Any) -> None:
+        """Raises ``error`` with the batch, shapes and likely fix added (chained), if any."""
+        new = explain_batch_error(error, self.engine, batch, batch_idx, **where)
+        if new is not None and new is not error:
+            raise new from error
 
     # the epoch

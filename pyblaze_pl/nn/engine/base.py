@@ -44,6 +44,12 @@ def check_loader(data: object, name: str) -> None:
             f"tensor of shape {shape}, whose rows would be taken as batches. Pass batches: "
             f"DataLoader(TensorDataset(x, y), batch_size=32). (predict takes a tensor of inputs.)"
         )
+    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, Iterable):
+        raise TypeError(
+            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: "
+            f"a data set ({type(data).__name__}), which holds samples, not batches. Pass "
+            f"dataset.loader(batch_size=32) or DataLoader(dataset, batch_size=32)."
+        )
     if not isinstance(data, Iterable):
         raise TypeError(
             f"Expected {name} to be a DataLoader (or another iterable of batches). "
@@ -68,10 +74,11 @@ def tensor_batches(data: torch.Tensor) -> list[torch.Tensor]:
         >>> [tuple(b.shape) for b in tensor_batches(torch.zeros(40, 4))]
         [(32, 4), (8, 4)]
     """
-    if data.dim() == 0:
+    if data.dim() < 2:
         raise ValueError(
-            "Expected data to be a tensor of samples (its first dimension: one row per sample). "
-            "Received: a 0-dim tensor."
+            f"Expected data to be a tensor of samples with at least 2 dimensions (samples, "
+            f"features...). Received: a tensor of shape {tuple(data.shape)}. For one sample, "
+            f"pass x.unsqueeze(0); for samples of one value each, x.unsqueeze(1)."
         )
     return list(data.split(PREDICT_BATCH_SIZE))
 
