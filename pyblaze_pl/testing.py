@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from pyblaze_pl.compare import _pyblaze
 from pyblaze_pl.compare._values import compare, normalize
 from pyblaze_pl.nn.results import History
 
@@ -172,7 +172,9 @@ def compare_with_pyblaze(
     get pyblaze_pl's names (``batch_loss`` -> ``micro_train_loss``, ``loss`` -> ``train_loss``).
     A value ``a`` of pyblaze_pl is close to PyBlaze's ``e`` if ``|a - e| <= atol + rtol * |e|``;
     NaN equals NaN. While ``fn`` runs with PyBlaze, ``torch.utils.data.Dataset`` has PyBlaze's
-    ``loader``/``random_split``/``split``; afterwards, whatever happens, it has what it had before.
+    ``loader``/``random_split``/``split`` (``random_split(seed=None)`` drawing its seed from
+    NumPy's global generator, as pyblaze_pl's, where PyBlaze used fresh OS entropy); afterwards,
+    whatever happens, it has what it had before.
 
     PyBlaze 2.3.2 is a test-only dependency: ``pip install --no-deps pyblaze==2.3.2``.
 
@@ -198,17 +200,15 @@ def compare_with_pyblaze(
     """
     import pyblaze_pl.nn as ours
 
-    names = ("loader", "random_split", "split")
-    before = {name: Dataset.__dict__.get(name) for name in names}
+    before = {name: Dataset.__dict__.get(name) for name in _pyblaze.HELPERS}
     try:
-        theirs, extensions = _import_pyblaze()
-        for name in names:
-            setattr(Dataset, name, getattr(extensions, name))
+        theirs, helpers = _pyblaze.import_pyblaze()
+        _pyblaze.set_helpers(helpers)
         expected = normalize(_seeded(fn, theirs, seed))
-        _set_attributes(Dataset, before)
+        _pyblaze.set_helpers(before)
         actual = normalize(_seeded(fn, ours, seed))
     finally:
-        _set_attributes(Dataset, before)
+        _pyblaze.set_helpers(before)
     findings = compare(expected, actual, rtol, atol)
     bad = [f.describe() for f in findings if not f.ok]
     if bad:
@@ -222,35 +222,11 @@ def compare_with_pyblaze(
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _import_pyblaze() -> tuple[ModuleType, ModuleType]:
-    try:
-        return (
-            importlib.import_module("pyblaze.nn"),
-            importlib.import_module("pyblaze.nn.data.extensions"),
-        )
-    except ImportError as e:
-        raise ModuleNotFoundError(
-            f"compare_with_pyblaze needs PyBlaze 2.3.2: pip install --no-deps pyblaze==2.3.2 "
-            f"(its pins predate torch 2; it imports scikit-learn and tensorboard, both in "
-            f"pyblaze_pl's dev extra). Importing it failed: {type(e).__name__}: {e}",
-            name="pyblaze",
-        ) from e
-
-
 def _seeded(fn: Callable[[ModuleType], Any], module: ModuleType, seed: int) -> Any:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return fn(module)
-
-
-def _set_attributes(cls: type, values: Mapping[str, Any]) -> None:
-    """Sets each attribute of ``cls`` to its value, deleting those whose value is None."""
-    for name, value in values.items():
-        if value is not None:
-            setattr(cls, name, value)
-        elif name in cls.__dict__:
-            delattr(cls, name)
 
 
 def _history_values(history: object, side: str) -> dict[str, list[float]]:

@@ -13,6 +13,7 @@ to the console as usual; its file is only read.
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import inspect
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pyblaze_pl.compare import _pyblaze
 from pyblaze_pl.compare._values import normalize
 
 __all__ = ["LIBRARIES", "Recorder", "main"]
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        outcome["seeded_splits"] = _pyblaze.seeded_splits()
         _write(result_path, outcome)
     return 0 if outcome["error"] is None else 1
 
@@ -136,8 +139,8 @@ def _import(library: str) -> type:
     """Imports the library before the seeds are set (so that importing draws nothing later) and
     returns its Engine base class."""
     if library == "pyblaze":
-        nn_module = importlib.import_module("pyblaze.nn")
-        importlib.import_module("pyblaze.nn.functional")
+        nn_module, helpers = _pyblaze.import_pyblaze()
+        _pyblaze.set_helpers(helpers)  # with random_split(seed=None) seeded as pyblaze_pl's
         return nn_module.Engine
     nn_module = importlib.import_module("pyblaze_pl.nn")
     importlib.import_module("pyblaze_pl.nn.functional")
@@ -184,15 +187,27 @@ def _info(name: str, method: Any, engine: Any, args: tuple, kwargs: dict) -> dic
     }
 
 
-def _source_line(path: str, line: int) -> str:
+def _source_line(path: str, line: int, width: int = 96) -> str:
+    """The statement of ``path`` at ``line`` on one line (shortened to ``width`` characters)."""
     try:
         with open(path, encoding="utf-8") as f:
-            for number, text in enumerate(f, start=1):
-                if number == line:
-                    return text.strip()
-    except OSError:
-        pass
-    return ""
+            source = f.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    text = source.splitlines()[line - 1].strip() if 0 < line <= source.count("\n") + 1 else ""
+    try:
+        statements = [
+            node
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or 0)
+        ]
+    except SyntaxError:
+        statements = []
+    if statements:  # the innermost statement: the one that starts last
+        segment = ast.get_source_segment(source, max(statements, key=lambda n: n.lineno))
+        if segment and "\n" in segment and len(segment) < 10_000:
+            text = " ".join(part.strip() for part in segment.splitlines()).replace("( ", "(")
+    return text if len(text) <= width else text[: width - 4] + " ..."
 
 
 def _script_traceback(error: BaseException, script: str) -> str:

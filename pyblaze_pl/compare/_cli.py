@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 
 import pyblaze_pl
-from pyblaze_pl.compare._report import FAILED, PYBLAZE_INSTALL, Run, render
+from pyblaze_pl.compare._pyblaze import INSTALL
+from pyblaze_pl.compare._report import FAILED, Run, render
 
 __all__ = ["main"]
 
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if version is None:
         print(
             f"pyblaze_pl.compare: PyBlaze is not installed for {sys.executable}, so there is "
-            f"nothing to compare with. {PYBLAZE_INSTALL}",
+            f"nothing to compare with. {INSTALL}",
             file=sys.stderr,
         )
         return FAILED
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for i, library in enumerate(("pyblaze", "pyblaze_pl"), start=1)
         )
     report, status = render(script, runs, options.rtol, options.atol, options.seed)
-    print(report, flush=True)
+    print(f"===== report =====\n{report}", flush=True)
     return status
 
 
@@ -147,4 +148,11 @@ def _run(
         )
         return Run(label, seconds, error=error)
     outcome = torch.load(result, weights_only=True)
-    return Run(label, seconds, outcome["records"], outcome["error"], outcome.get("stage", "script"))
+    return Run(
+        label,
+        seconds,
+        outcome["records"],
+        outcome["error"],
+        outcome.get("stage", "script"),
+        outcome.get("seeded_splits", 0),
+    )

@@ -9,9 +9,11 @@ so next to the difference; the status stays 1, since the numbers do differ.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyblaze_pl.compare._pyblaze import INSTALL
 from pyblaze_pl.compare._values import Finding, compare
 
 __all__ = ["DIFFERENT", "FAILED", "SAME", "Run", "known_reason", "render"]
@@ -31,6 +33,8 @@ class Run:
         records: The calls it recorded, in call order.
         error: The error that ended it (a traceback), or ``None`` if it finished.
         stage: ``"import"`` when the library could not be imported, else ``"script"``.
+        seeded_splits: PyBlaze's ``random_split(seed=None)`` calls seeded from NumPy's global
+            generator (as pyblaze_pl's) instead of fresh OS entropy.
     """
 
     label: str
@@ -38,6 +42,7 @@ class Run:
     records: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     stage: str = "script"
+    seeded_splits: int = 0
 
 
 def known_reason(record: dict[str, Any], finding: Finding) -> str | None:
@@ -107,6 +112,12 @@ def render(
             f"  {run.label + ':':<20} {outcome} in {run.seconds:.2f} s, "
             f"{_count(len(run.records), 'call')} recorded"
         )
+    if theirs.seeded_splits:
+        lines.append(
+            f"  PyBlaze's random_split(seed=None) drew its seed from NumPy's global generator, "
+            f"as pyblaze_pl's does ({_count(theirs.seeded_splits, 'call')}); PyBlaze alone "
+            f"would use fresh OS entropy, which no two runs share."
+        )
     differing: list[str] = []
     calls = min(len(theirs.records), len(ours.records))
     for i in range(calls):
@@ -136,8 +147,12 @@ def render(
             status = FAILED
             where = "importing the library" if run.stage == "import" else "running the script"
             lines += [f"The {run.label} run failed while {where}:", _indent(run.error.rstrip())]
-            if run.stage == "import" and run.label.startswith("PyBlaze"):
-                lines.append(f"  {PYBLAZE_INSTALL}")
+            if (
+                run.stage == "import"
+                and run.label.startswith("PyBlaze")
+                and INSTALL not in run.error
+            ):
+                lines.append(f"  {INSTALL}")
             lines.append("")
     if status != FAILED and differing:
         status = DIFFERENT
@@ -152,13 +167,6 @@ def render(
         failed = " and ".join(run.label for run in runs if run.error is not None)
         lines.append(f"Result: the {failed} run failed ({compared}). Exit status 2.")
     return "\n".join(lines), status
-
-
-PYBLAZE_INSTALL = (
-    "Install PyBlaze 2.3.2 without its requirements (its pins predate torch 2): "
-    "pip install --no-deps pyblaze==2.3.2 (it imports scikit-learn and tensorboard, both in "
-    "pyblaze_pl's dev extra)."
-)
 
 
 def _call_block(
@@ -178,13 +186,13 @@ def _call_block(
         lines.append(
             f"  ... and {len(rest)} more within tolerance (largest difference {largest:.3g})"
         )
-    for reason in sorted(reasons):
-        lines.append(f"  -> {reason}")
     if bad and not reasons and differing:
-        lines.append(
-            f"  -> This may follow from the difference at {differing[0]}: from there on the two "
-            f"runs start from other weights (or other random draws)."
-        )
+        reasons = {
+            f"This may follow from the difference at {differing[0]}: from there on the two runs "
+            f"start from other weights (or other random draws)."
+        }
+    for reason in sorted(reasons):
+        lines.append(textwrap.fill(reason, 100, initial_indent="  -> ", subsequent_indent="     "))
     return lines
 
 
