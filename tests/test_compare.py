@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pyblaze_pl.compare import _cli
-from pyblaze_pl.compare._report import Run, render
-from pyblaze_pl.compare._values import compare, normalize
+from pyblaze_pl.compare._report import Run, known_reason, render
+from pyblaze_pl.compare._values import Finding, compare, normalize
 from pyblaze_pl.nn import data as pyblaze_pl_data
 from pyblaze_pl.nn.results import Evaluation, History
 from pyblaze_pl.testing import compare_with_pyblaze
@@ -161,8 +161,13 @@ def test_agreeing_script_exits_0_names_each_call_and_passes_arguments(tmp_path, 
     assert out.count("argv: ['--epochs', '2', '--rtol', '9']") == 2
     assert out.count("epochs run: 2") == 2
     assert "rtol=1e-05, atol=1e-08" in out
-    for call, marker in (("train", "# fit"), ("evaluate", "# evaluate"), ("predict", "# predict")):
+    for call, marker in (("fit", "# fit"), ("evaluate", "# evaluate"), ("predict", "# predict")):
         assert f"{script}:{call_line(AGREE, marker)}  {call}  same" in out
+    # Each call's statement on one line, without comments (shortened to 96 characters).
+    assert "\n    predictions = model.predict(test, gpu=False)\n" in out
+    assert (
+        "\n    history = model.fit(train.loader(batch_size=16, shuffle=True), val_data=val" in out
+    )
     assert "History key 'micro_train_loss'  largest difference 0\n" in out
     assert "History key 'val_accuracy'" in out and "parameter 'layers.2.bias'" in out
     assert re.search(r"PyBlaze 2\.3\.2: +finished in \d+\.\d\d s, 3 calls recorded", out)
@@ -345,6 +350,10 @@ def test_report_explains_documented_differences_and_what_follows_from_them():
     assert text.endswith(
         "Result: values differ at s.py:7, s.py:9 (2 calls compared). Exit status 1."
     )
+    accuracy = record("fit", 3, normalize(0.0), pyblaze_accuracy=["acc"])
+    reason = known_reason(accuracy, Finding("", "History key", "val_acc", 0.5, "epoch 0"))
+    assert "2.x's accuracy does not round float [N] predictions" in reason
+    assert known_reason(accuracy, Finding("", "History key", "val_loss", 0.5, "epoch 0")) is None
 
     # Different paths and a failed run: exit status 2, the failing side and its error named.
     ours = Run("pyblaze_pl 0.1.0", 2.0, [record("train", 8, other)], error="Traceback: boom\n")

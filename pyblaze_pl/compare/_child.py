@@ -17,10 +17,12 @@ import ast
 import functools
 import importlib
 import inspect
+import io
 import os
 import random
 import runpy
 import sys
+import tokenize
 import traceback
 from typing import Any
 
@@ -65,14 +67,15 @@ class Recorder:
         def recording(engine: Any, *args: Any, **kwargs: Any) -> Any:
             if recorder.depth:
                 return method(engine, *args, **kwargs)
-            line, source = recorder.site()
+            line, source, through_fit = recorder.site()
             info = _info(name, method, engine, args, kwargs)
             recorder.depth += 1
             try:
                 result = method(engine, *args, **kwargs)
             finally:
                 recorder.depth -= 1
-            record = {"call": name, "line": line, "source": source, "info": info}
+            call = "fit" if name == "train" and through_fit else name
+            record = {"call": call, "line": line, "source": source, "info": info}
             record["result"] = _recorded(result)
             if name == "train":
                 record["weights"] = _recorded(engine.model)
@@ -81,17 +84,19 @@ class Recorder:
 
         return recording
 
-    def site(self) -> tuple[int, str]:
+    def site(self) -> tuple[int, str, bool]:
         """The line of the script that made the current call (the innermost frame in the script;
-        0 if the call did not come from it), and that line's text."""
-        frame = sys._getframe(2)
+        0 if the call did not come from it), that line's statement, and whether the call went
+        through an estimator's ``fit``."""
+        frame, through_fit = sys._getframe(2), False
         while frame is not None:
             filename = frame.f_code.co_filename
             if filename == self.script or os.path.realpath(filename) == self.script:
                 line = frame.f_lineno
-                return line, _source_line(self.script, line)
+                return line, _source_line(self.script, line), through_fit
+            through_fit = through_fit or frame.f_code.co_name == "fit"
             frame = frame.f_back
-        return 0, ""
+        return 0, "", through_fit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,9 +210,23 @@ def _source_line(path: str, line: int, width: int = 96) -> str:
         statements = []
     if statements:  # the innermost statement: the one that starts last
         segment = ast.get_source_segment(source, max(statements, key=lambda n: n.lineno))
-        if segment and "\n" in segment and len(segment) < 10_000:
-            text = " ".join(part.strip() for part in segment.splitlines()).replace("( ", "(")
+        if segment and len(segment) < 10_000:
+            text = _one_line(segment)
     return text if len(text) <= width else text[: width - 4] + " ..."
+
+
+def _one_line(segment: str) -> str:
+    """A statement's source on one line, without comments."""
+    lines = segment.splitlines()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(segment).readline):
+            if token.type == tokenize.COMMENT:
+                row, column = token.start
+                lines[row - 1] = lines[row - 1][:column]
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    text = " ".join(line.strip() for line in lines if line.strip())
+    return text.replace("( ", "(").replace(", )", ")")
 
 
 def _script_traceback(error: BaseException, script: str) -> str:

@@ -59,7 +59,7 @@ def known_reason(record: dict[str, Any], finding: Finding) -> str | None:
     """
     info = record.get("info", {})
     steps = info.get("gradient_accumulation_steps", 1)
-    if record["call"] == "train" and steps > 1:
+    if record["call"] in ("train", "fit") and steps > 1:
         return (
             f"PyBlaze is wrong here: with gradient_accumulation_steps={steps} it steps the "
             f"optimizer after the first batch of every group of {steps} and records each batch "
@@ -73,7 +73,7 @@ def known_reason(record: dict[str, Any], finding: Finding) -> str | None:
             "left by fit without val_data; pyblaze_pl predicts in eval mode (docs/migration.md "
             '§2, "predict runs the model in eval mode").'
         )
-    prefix = "val_" if record["call"] == "train" else ""
+    prefix = "val_" if record["call"] in ("train", "fit") else ""
     if any(finding.name == f"{prefix}{m}" for m in info.get("pyblaze_accuracy", ())):
         return (
             "PyBlaze 2.x's accuracy does not round float [N] predictions (probabilities), so "
