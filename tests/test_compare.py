@@ -361,6 +361,10 @@ def test_report_explains_documented_differences_and_what_follows_from_them():
     assert status == 2
     assert "the runs took different paths: PyBlaze 2.3.2 called predict at s.py:7" in text
     assert "The pyblaze_pl 0.1.0 run failed while running the script:\n    Traceback: boom" in text
+    both = render("s.py", (Run("PyBlaze", 1.0, error="x\n"), ours), 1e-5, 1e-8, 0)
+    assert both == (both[0], 2) and both[0].endswith(
+        "both runs failed (0 calls compared). Exit status 2."
+    )
     assert text.endswith(
         "Result: the pyblaze_pl 0.1.0 run failed (1 call compared). Exit status 2."
     )

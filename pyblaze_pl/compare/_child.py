@@ -230,11 +230,15 @@ def _one_line(segment: str) -> str:
 
 
 def _script_traceback(error: BaseException, script: str) -> str:
-    """The traceback from the script's first frame on (the runner's frames left out)."""
+    """The traceback from the script's first frame on, without the frames of this module."""
     tb = error.__traceback__
     while tb is not None and os.path.realpath(tb.tb_frame.f_code.co_filename) != script:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb or error.__traceback__))
+    shown = traceback.TracebackException(type(error), error, tb or error.__traceback__)
+    here = os.path.realpath(__file__)
+    frames = [f for f in shown.stack if os.path.realpath(f.filename) != here]
+    shown.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown.format())
 
 
 def _write(path: str, outcome: dict[str, Any]) -> None:

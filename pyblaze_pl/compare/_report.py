@@ -164,8 +164,9 @@ def render(
             f"Result: values differ at {', '.join(differing)} ({compared}). Exit status 1."
         )
     else:
-        failed = " and ".join(run.label for run in runs if run.error is not None)
-        lines.append(f"Result: the {failed} run failed ({compared}). Exit status 2.")
+        failed = [run.label for run in runs if run.error is not None]
+        which = f"the {failed[0]} run" if len(failed) == 1 else "both runs"
+        lines.append(f"Result: {which} failed ({compared}). Exit status 2.")
     return "\n".join(lines), status
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ class Finding:
     Attributes:
         path: Where the value sits in what was returned (``"[0]"``, ``"['scores']"``; empty at
             the top).
-        what: ``"History key"``, ``"metric"``, ``"parameter"``, ``"value"`` or ``"output"``.
+        what: ``"History key"``, ``"metric"``, ``"parameter"``, ``"buffer"``, ``"value"`` or
+            ``"output"``.
         name: The key or parameter name (empty for a bare tensor or number).
         largest: The largest absolute difference (``inf`` where only one side is NaN); ``None``
             if the values could not be compared (see ``problem``).
@@ -94,7 +95,9 @@ def normalize(value: Any) -> Node:
     if isinstance(value, nn.Module):
         module = value.module if isinstance(value, nn.DataParallel) else value
         state = module.state_dict()
-        return {"kind": "weights", "values": {k: _cpu(v) for k, v in state.items() if _tensor(v)}}
+        values = {k: _cpu(v) for k, v in state.items() if _tensor(v)}
+        buffers = sorted(set(values) - {k for k, _ in module.named_parameters()})
+        return {"kind": "weights", "values": values, "buffers": buffers}
     if isinstance(value, torch.Tensor | np.ndarray):
         return {"kind": "tensor", "value": _cpu(torch.as_tensor(value))}
     if isinstance(value, bool | int | float | np.number):
@@ -131,9 +134,11 @@ def compare(
     if kind == "history":
         return _compare_history(expected["values"], actual["values"], rtol, atol, path, sides)
     if kind == "weights":
-        return _compare_named(
+        findings = _compare_named(
             expected["values"], actual["values"], rtol, atol, path, sides, "parameter"
         )
+        buffers = set(expected.get("buffers", ()))
+        return [replace(f, what="buffer") if f.name in buffers else f for f in findings]
     if kind == "mapping":
         return _compare_named(expected["items"], actual["items"], rtol, atol, path, sides, None)
     if kind == "sequence":
