@@ -361,13 +361,21 @@ def test_report_explains_documented_differences_and_what_follows_from_them():
     assert status == 2
     assert "the runs took different paths: PyBlaze 2.3.2 called predict at s.py:7" in text
     assert "The pyblaze_pl 0.1.0 run failed while running the script:\n    Traceback: boom" in text
-    both = render("s.py", (Run("PyBlaze", 1.0, error="x\n"), ours), 1e-5, 1e-8, 0)
-    assert both == (both[0], 2) and both[0].endswith(
-        "both runs failed (0 calls compared). Exit status 2."
-    )
     assert text.endswith(
-        "Result: the pyblaze_pl 0.1.0 run failed (1 call compared). Exit status 2."
+        "Result: the pyblaze_pl 0.1.0 run failed (0 calls compared). Exit status 2."
     )
+    both = render("s.py", (Run("PyBlaze", 1.0, error="x\n"), ours), 1e-5, 1e-8, 0)
+    assert both[1] == 2 and both[0].endswith("both runs failed (0 calls compared). Exit status 2.")
+
+    # A call only one run made; no call at all.
+    extra = Run("pyblaze_pl 0.1.0", 2.0, [*theirs.records, record("predict", 11, other)])
+    text, status = render("s.py", (theirs, extra), 1e-5, 1e-8, 0)
+    assert status == 1 and "Only pyblaze_pl 0.1.0 made 1 more call: predict at s.py:11." in text
+    assert text.endswith(
+        "values differ at s.py:11 (only pyblaze_pl 0.1.0) (2 calls compared). Exit status 1."
+    )
+    empty = render("s.py", (Run("PyBlaze", 1.0), Run("pyblaze_pl", 1.0)), 1e-5, 1e-8, 0)
+    assert empty[1] == 0 and "nothing to compare: the script made no train/fit" in empty[0]
 
 
 # --- compare_with_pyblaze ------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def render(
             f"would use fresh OS entropy, which no two runs share."
         )
     differing: list[str] = []
-    calls = min(len(theirs.records), len(ours.records))
+    calls, compared = min(len(theirs.records), len(ours.records)), 0
     for i in range(calls):
         old, new = theirs.records[i], ours.records[i]
         site = f"{script}:{old['line']}"
@@ -132,6 +132,7 @@ def render(
             ]
             differing.append(site)
             break
+        compared += 1
         findings = compare(old["result"], new["result"], rtol, atol)
         if "weights" in old and "weights" in new:
             findings += compare(old["weights"], new["weights"], rtol, atol)
@@ -139,7 +140,7 @@ def render(
         if any(not f.ok for f in findings):
             differing.append(site)
     else:
-        lines += _unpaired(theirs, ours, calls, differing)
+        lines += _unpaired(script, theirs, ours, calls, differing)
     lines.append("")
     status = SAME
     for run in runs:
@@ -156,17 +157,27 @@ def render(
             lines.append("")
     if status != FAILED and differing:
         status = DIFFERENT
-    compared = f"{_count(calls, 'call')} compared"
-    if status == SAME:
-        lines.append(f"Result: every value within tolerance ({compared}). Exit status 0.")
+    if status == SAME and compared == 0:
+        lines.append(
+            "Result: nothing to compare: the script made no train/fit, evaluate or predict call. "
+            "Exit status 0."
+        )
+    elif status == SAME:
+        lines.append(
+            f"Result: every value within tolerance ({_count(compared, 'call')} compared). "
+            f"Exit status 0."
+        )
     elif status == DIFFERENT:
         lines.append(
-            f"Result: values differ at {', '.join(differing)} ({compared}). Exit status 1."
+            f"Result: values differ at {', '.join(differing)} ({_count(compared, 'call')} "
+            f"compared). Exit status 1."
         )
     else:
         failed = [run.label for run in runs if run.error is not None]
         which = f"the {failed[0]} run" if len(failed) == 1 else "both runs"
-        lines.append(f"Result: {which} failed ({compared}). Exit status 2.")
+        lines.append(
+            f"Result: {which} failed ({_count(compared, 'call')} compared). Exit status 2."
+        )
     return "\n".join(lines), status
 
 
@@ -209,15 +220,15 @@ def _summary(finding: Finding) -> str:
     )
 
 
-def _unpaired(theirs: Run, ours: Run, calls: int, differing: list[str]) -> list[str]:
+def _unpaired(script: str, theirs: Run, ours: Run, calls: int, differing: list[str]) -> list[str]:
     """Calls one run made and the other did not (a failed run's are expected to be missing)."""
     lines = []
     for run, other in ((theirs, ours), (ours, theirs)):
         extra = run.records[calls:]
         if extra and other.error is None:
-            sites = ", ".join(f"{r['call']} at line {r['line']}" for r in extra)
+            sites = ", ".join(f"{r['call']} at {script}:{r['line']}" for r in extra)
             lines += ["", f"Only {run.label} made {_count(len(extra), 'more call')}: {sites}."]
-            differing.append(f"{len(extra)} unpaired call(s)")
+            differing.append(f"{script}:{extra[0]['line']} (only {run.label})")
     return lines
 
 
