@@ -179,7 +179,8 @@ def compare_with_pyblaze(
     PyBlaze 2.3.2 is a test-only dependency: ``pip install --no-deps pyblaze==2.3.2``.
 
     Args:
-        fn: Builds, trains and evaluates with the given ``nn`` module; called twice.
+        fn: Builds, trains and evaluates with the given ``nn`` module (its metrics are in
+            ``nn.functional``); called twice.
         rtol: Relative tolerance.
         atol: Absolute tolerance.
         seed: The seed set before each call.
@@ -188,6 +189,7 @@ def compare_with_pyblaze(
         AssertionError: Naming each differing value: the History key and epoch (batch for
             ``micro_train_loss``), the metric, or the parameter and element, with both values.
         ModuleNotFoundError: If PyBlaze is not installed (with the install line).
+        ValueError: If ``rtol`` or ``atol`` is negative.
 
     Example:
         >>> def train(nn):
@@ -200,6 +202,8 @@ def compare_with_pyblaze(
     """
     import pyblaze_pl.nn as ours
 
+    if not (rtol >= 0 and atol >= 0):
+        raise ValueError(f"Expected rtol >= 0 and atol >= 0. Received: rtol={rtol}, atol={atol}.")
     before = {name: Dataset.__dict__.get(name) for name in _pyblaze.HELPERS}
     try:
         theirs, helpers = _pyblaze.import_pyblaze()

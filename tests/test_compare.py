@@ -222,9 +222,8 @@ def test_missing_pyblaze_or_script_exits_2_with_what_to_do(tmp_path, capfd, monk
     assert "PyBlaze is not installed" in err
     assert "pip install --no-deps pyblaze==2.3.2" in err
     assert _cli.main([str(tmp_path / "missing.py")]) == 2
-    assert "Expected a Python script file. Received: " in capfd.readouterr().err.replace(
-        "expected", "Expected"
-    )
+    err = capfd.readouterr().err
+    assert f"expected a Python script file. Received: '{tmp_path / 'missing.py'}'" in err
 
 
 def test_options_before_the_script_are_the_command_s_and_the_rest_the_script_s():

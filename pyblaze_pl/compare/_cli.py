@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Expected a Python script to run, e.g. `python -m pyblaze_pl.compare "
             "train.py`. Received none."
         )
+    for name in ("rtol", "atol"):
+        if not getattr(options, name) >= 0:
+            parser.error(
+                f"Expected --{name} to be a number >= 0. Received: {getattr(options, name)}."
+            )
     script, args = argv[split], argv[split + 1 :]
     if not os.path.isfile(script):
         print(
