@@ -82,6 +82,7 @@ AGREE = textwrap.dedent(
 
 
     print("argv:", sys.argv[1:])
+    print("pyblaze_pl.nn loaded:", "pyblaze_pl.nn" in sys.modules)
     epochs = int(sys.argv[sys.argv.index("--epochs") + 1])
     model = Model()
     train, val = data(64, 0).random_split(0.75, 0.25)  # no seed: as the tutorial
@@ -160,6 +161,9 @@ def test_agreeing_script_exits_0_names_each_call_and_passes_arguments(tmp_path, 
     # Everything after SCRIPT is the script's: both runs saw it, the command kept its defaults.
     assert out.count("argv: ['--epochs', '2', '--rtol', '9']") == 2
     assert out.count("epochs run: 2") == 2
+    # The PyBlaze run is PyBlaze's alone; the other one is served by pyblaze_pl.
+    first, second = out.split("===== run 2 of 2")
+    assert "pyblaze_pl.nn loaded: False" in first and "pyblaze_pl.nn loaded: True" in second
     assert "rtol=1e-05, atol=1e-08" in out
     for call, marker in (("fit", "# fit"), ("evaluate", "# evaluate"), ("predict", "# predict")):
         assert f"{script}:{call_line(AGREE, marker)}  {call}  same" in out
