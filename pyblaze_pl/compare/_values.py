@@ -96,7 +96,9 @@ def normalize(value: Any) -> Node:
         module = value.module if isinstance(value, nn.DataParallel) else value
         state = module.state_dict()
         values = {k: _cpu(v) for k, v in state.items() if _tensor(v)}
-        buffers = sorted(set(values) - {k for k, _ in module.named_parameters()})
+        buffers = sorted(
+            set(values) - {k for k, _ in module.named_parameters(remove_duplicate=False)}
+        )
         return {"kind": "weights", "values": values, "buffers": buffers}
     if isinstance(value, torch.Tensor | np.ndarray):
         return {"kind": "tensor", "value": _cpu(torch.as_tensor(value))}
