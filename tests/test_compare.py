@@ -138,7 +138,7 @@ FAILS_ON_PYBLAZE_PL = textwrap.dedent(
 
 def write(tmp_path: pathlib.Path, name: str, text: str) -> pathlib.Path:
     folder = tmp_path / "scripts"
-    folder.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(text)
     return path
@@ -216,6 +216,16 @@ def test_failed_run_exits_2_naming_the_side_and_the_error(tmp_path, capfd, pybla
     assert "RemovedNameError" in error and "MLEEngine" in error  # the replacement it names
     assert "_child.py" not in error  # the traceback starts at the script
     assert report.rstrip().endswith("Exit status 2.")
+
+
+def test_a_run_that_dies_without_results_is_a_failed_run(tmp_path, capfd):
+    script = write(tmp_path, "dies.py", "import os\nprint('dying')\nos._exit(3)\n")
+    run = _cli._run("pyblaze_pl", "pyblaze_pl", 2, str(script), [], 0, dict(os.environ), tmp_path)
+    assert run.records == [] and run.error.startswith("The process ended with status 3 before")
+    assert "dying" in capfd.readouterr().out
+    exited = write(tmp_path / "b", "exits.py", "import sys\nsys.exit(4)\n")
+    run = _cli._run("pyblaze_pl", "pyblaze_pl", 2, str(exited), [], 0, dict(os.environ), tmp_path)
+    assert run.error == "The script exited with status 4 (sys.exit).\n"
 
 
 def test_missing_pyblaze_or_script_exits_2_with_what_to_do(tmp_path, capfd, monkeypatch):
