@@ -60,6 +60,7 @@ BOTH_RUNNERS = {
     "test_streaming_metrics",
     "test_reliability",
     "test_parity_pyblaze",
+    "test_parity_generative",
     "test_compat",
     "test_syncs",
 }

@@ -137,23 +137,6 @@ REMOVED = {
     "ModelSharingCallback": "gpu=[0, 1, ...]",
     "AutoencoderEngine": "xnn.MLEEngine(model, expects_data_target=False",
     "WGANEngine": "pytorch_lightning.LightningModule with manual optimization",
-    "MADE": "pyblaze/nn/modules/made.py",
-    "NormalizingFlow": "pyblaze/nn/modules/normalizing.py",
-    "TransformedNormalLoss": "pyblaze/nn/modules/distribution.py",
-    "TransformedGmmLoss": "pyblaze/nn/modules/distribution.py",
-    "VAELoss": "pyblaze/nn/modules/vae.py",
-    "GradientPenalty": "pyblaze/nn/modules/gp.py",
-    "WassersteinLossGenerator": "pyblaze/nn/modules/wasserstein.py",
-    "WassersteinLossCritic": "pyblaze/nn/modules/wasserstein.py",
-    "AffineTransform": "pyblaze/nn/modules/transforms.py",
-    "PlanarTransform": "pyblaze/nn/modules/transforms.py",
-    "RadialTransform": "pyblaze/nn/modules/transforms.py",
-    "AffineCouplingTransform1d": "pyblaze/nn/modules/transforms.py",
-    "MaskedAutoregressiveTransform1d": "pyblaze/nn/modules/transforms.py",
-    "BatchNormTransform1d": "pyblaze/nn/modules/transforms.py",
-    "LeakyReLUTransform": "pyblaze/nn/modules/transforms.py",
-    "PReLUTransform": "pyblaze/nn/modules/transforms.py",
-    "FlipTransform1d": "pyblaze/nn/modules/transforms.py",
 }
 
 MESSAGE = re.compile(

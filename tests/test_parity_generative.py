@@ -1,0 +1,199 @@
+"""PyBlaze 2.x's generative models side by side with PyBlaze 2.3.2: normalizing flows and their
+losses (trained with ``MLEEngine``), the VAE (``AutoencoderEngine``, ``VAELoss``) and the WGAN
+(``WGANEngine`` and its losses).
+
+Every pair starts from the same weights (ours are copied into PyBlaze's modules with
+``load_state_dict``) and draws from torch's global generator in the same order, so per-batch
+losses, weights after training, predictions and EM distances must agree within 1e-5. Runs on
+both runners (``tests/conftest.py``). PyBlaze is imported as in ``test_parity_pyblaze.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn, optim
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import pyblaze_pl.nn as xnn
+from pyblaze_pl.testing import assert_histories_close, assert_models_close
+
+
+def _import_pyblaze() -> Any:
+    """``pyblaze.nn``, with torch's ``Dataset`` helpers put back as they were (see
+    ``test_parity_pyblaze.py``); a missing PyBlaze fails under CI, else skips."""
+    names = ("loader", "random_split", "split")
+    before = {name: Dataset.__dict__.get(name) for name in names}
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        module = importlib.import_module("pyblaze.nn")
+    else:
+        module = pytest.importorskip("pyblaze.nn", reason="PyBlaze 2.3.2 is not importable")
+    for name, value in before.items():
+        if value is None:
+            delattr(Dataset, name)
+        else:
+            setattr(Dataset, name, value)
+    return module
+
+
+pnn = _import_pyblaze()
+
+TOL = 1e-5
+SEED = 1234
+
+
+def pyblaze_history(history: Any) -> dict[str, list[float]]:
+    renamed = {"batch_loss": "micro_train_loss", "loss": "train_loss"}
+    return {renamed.get(k, k): list(getattr(history, k)) for k in history.keys}
+
+
+def twin(ours: nn.Module, theirs: nn.Module) -> nn.Module:
+    """``theirs`` with ``ours``'s weights and buffers (the names are PyBlaze's)."""
+    theirs.load_state_dict(ours.state_dict())
+    return theirs
+
+
+# --- normalizing flows -------------------------------------------------------------------------
+
+
+def moons(n: int, seed: int) -> torch.Tensor:
+    """Two noisy half circles in 2-D (scikit-learn's make_moons, without scikit-learn)."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g) * math.pi
+    upper = torch.rand(n, generator=g) < 0.5
+    x = torch.where(upper, t.cos(), 1 - t.cos())
+    y = torch.where(upper, t.sin(), 0.5 - t.sin())
+    return torch.stack([x, y], 1) + 0.1 * torch.randn(n, 2, generator=g)
+
+
+FLOW_TRAIN, FLOW_VAL = TensorDataset(moons(96, 0)), TensorDataset(moons(40, 1))
+
+
+def coupling_net() -> nn.Module:
+    return nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def all_transforms(lib: Any, net: nn.Module) -> list[nn.Module]:
+    """One of each transform of PyBlaze 2.3.2, as the notebooks stack them."""
+    # Batch norm comes first: after it, a shift (MAF's bias) would have a zero gradient, whose
+    # float noise Adam would blow up into steps of size lr.
+    return [
+        lib.BatchNormTransform1d(2),
+        lib.AffineTransform(2),
+        lib.PlanarTransform(2),
+        lib.RadialTransform(2),
+        lib.AffineCouplingTransform1d(2, 1, net, constrain_scale=True),
+        lib.FlipTransform1d(),
+        lib.MaskedAutoregressiveTransform1d(2, 8, 8),
+        lib.LeakyReLUTransform(0.5),
+        lib.PReLUTransform(2),
+        lib.AffineTransform(2),
+    ]
+
+
+def flow_pair(lib_loss: Callable[[Any], nn.Module], epochs: int = 2) -> tuple[Any, ...]:
+    """Trains the same flow with PyBlaze's and our MLEEngine; returns engines and histories."""
+    torch.manual_seed(0)
+    ours = xnn.NormalizingFlow(all_transforms(xnn, coupling_net()))
+    theirs = twin(ours, pnn.NormalizingFlow(all_transforms(pnn, coupling_net())))
+    results = []
+    for lib, model in ((pnn, theirs), (xnn, ours)):
+        engine = lib.MLEEngine(model, expects_data_target=False)
+        torch.manual_seed(SEED)
+        history = engine.train(
+            DataLoader(FLOW_TRAIN, batch_size=32, shuffle=True),
+            val_data=DataLoader(FLOW_VAL, batch_size=20),
+            epochs=epochs,
+            optimizer=optim.Adam(model.parameters(), lr=0.01),
+            loss=lib_loss(lib),
+            gpu=False,
+        )
+        results += [engine, history]
+    return tuple(results)
+
+
+def test_each_transform_matches_pyblaze_forward_and_log_det() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(16, 2) * 2
+    for ours, theirs in zip(
+        all_transforms(xnn, coupling_net()), all_transforms(pnn, coupling_net()), strict=True
+    ):
+        twin(ours, theirs)
+        for training in (True, False):
+            ours.train(training), theirs.train(training)
+            y, log_det = ours(z)
+            their_y, their_log_det = theirs(z)
+            torch.testing.assert_close(y, their_y, atol=TOL, rtol=0, msg=repr(ours))
+            torch.testing.assert_close(log_det, their_log_det, atol=TOL, rtol=0, msg=repr(ours))
+        assert dict(ours.state_dict()).keys() == dict(theirs.state_dict()).keys()
+
+
+def test_made_masks_and_outputs_match_pyblaze() -> None:
+    torch.manual_seed(0)
+    ours = xnn.MADE(3, 7, 5, 6)
+    theirs = twin(ours, pnn.MADE(3, 7, 5, 6))
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(ours(x), theirs(x), atol=TOL, rtol=0)
+    # autoregressive: output k of each block depends only on inputs before k
+    jacobian = torch.autograd.functional.jacobian(lambda v: ours(v[None])[0], x[0])
+    for k in range(6):
+        assert jacobian[k, k % 3 :].abs().sum() == 0
+
+
+def test_normalizing_flow_trained_with_mle_engine_matches_pyblaze() -> None:
+    theirs, their_history, ours, our_history = flow_pair(lambda lib: lib.TransformedNormalLoss())
+    assert sorted(our_history.keys) == ["micro_train_loss", "train_loss", "val_loss"]
+    assert_histories_close(our_history, pyblaze_history(their_history), rtol=0, atol=TOL)
+    assert_models_close(ours.model, theirs.model, rtol=0, atol=TOL)
+    loader = DataLoader(FLOW_VAL, batch_size=20)
+    z, log_det = ours.predict(loader, gpu=False)
+    theirs.model.eval()  # PyBlaze 2.x predicts in the current mode (eval after validation)
+    their_z, their_log_det = theirs.predict(loader, gpu=False)
+    torch.testing.assert_close(z, their_z, atol=TOL, rtol=0)
+    torch.testing.assert_close(log_det, their_log_det, atol=TOL, rtol=0)
+
+
+def test_gmm_loss_with_trainable_means_matches_pyblaze() -> None:
+    means = torch.tensor([[-1.0, 0.0], [1.0, 0.5]])
+    theirs, their_history, ours, our_history = flow_pair(
+        lambda lib: lib.TransformedGmmLoss(means.clone(), trainable=True), epochs=1
+    )
+    assert_histories_close(our_history, pyblaze_history(their_history), rtol=0, atol=TOL)
+    assert_models_close(ours.model, theirs.model, rtol=0, atol=TOL)
+
+
+def test_losses_reductions_match_pyblaze() -> None:
+    torch.manual_seed(0)
+    z, log_det, means = torch.randn(6, 3), torch.randn(6), torch.randn(4, 3)
+    for reduction in ("mean", "sum", "none"):
+        for ours, theirs in (
+            (xnn.TransformedNormalLoss(reduction), pnn.TransformedNormalLoss(reduction)),
+            (
+                xnn.TransformedGmmLoss(means, reduction=reduction),
+                pnn.TransformedGmmLoss(means, reduction=reduction),
+            ),
+        ):
+            torch.testing.assert_close(ours(z, log_det), theirs(z, log_det), atol=TOL, rtol=0)
+    with pytest.raises(ValueError, match="Expected reduction to be one of"):
+        xnn.TransformedNormalLoss("avg")
+
+
+def test_coupling_reverse_transforms_the_first_part() -> None:
+    # PyBlaze's notebooks alternate reverse=False/True (the flag of PyBlaze before 2.3.2):
+    # reverse=True transforms the first fixed_dim features, conditioned on the others.
+    net = nn.Linear(2, 2)
+    coupling = xnn.AffineCouplingTransform1d(3, 1, net, reverse=True)
+    z = torch.randn(5, 3)
+    y, log_det = coupling(z)
+    mean, log_scale = net(z[:, 1:]).chunk(2, dim=1)
+    torch.testing.assert_close(y[:, 1:], z[:, 1:])
+    torch.testing.assert_close(y[:, :1], z[:, :1] * log_scale.exp() + mean)
+    torch.testing.assert_close(log_det, log_scale.sum(-1))
+    with pytest.raises(ValueError, match="Expected fixed_dim to be smaller than dim=3"):
+        xnn.AffineCouplingTransform1d(3, 3, net)
