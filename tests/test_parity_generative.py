@@ -197,3 +197,94 @@ def test_coupling_reverse_transforms_the_first_part() -> None:
     torch.testing.assert_close(log_det, log_scale.sum(-1))
     with pytest.raises(ValueError, match="Expected fixed_dim to be smaller than dim=3"):
         xnn.AffineCouplingTransform1d(3, 3, net)
+
+
+# --- variational autoencoder -------------------------------------------------------------------
+
+
+class VAE(nn.Module):
+    """16 features in [0, 1] -> a 2-D Gaussian code -> 16 probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4))
+        self.decoder = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 16), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # draws from the global generator
+        return self.decoder(z), mu, logvar
+
+
+def pixels(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.rand(n, 16, generator=g), torch.randint(0, 3, (n,), generator=g))
+
+
+VAE_TRAIN, VAE_VAL = pixels(80, 0), pixels(30, 1)
+
+
+def vae_pair(metrics: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    torch.manual_seed(0)
+    ours = VAE()
+    theirs = twin(ours, VAE())
+    results = []
+    for lib, model in ((pnn, theirs), (xnn, ours)):
+        engine = lib.AutoencoderEngine(model, expects_data_target=True)
+        torch.manual_seed(SEED)
+        history = engine.train(
+            DataLoader(VAE_TRAIN, batch_size=16, shuffle=True),
+            val_data=DataLoader(VAE_VAL, batch_size=16),
+            epochs=2,
+            optimizer=optim.Adam(model.parameters(), lr=0.01),
+            loss=lib.VAELoss(nn.BCELoss(reduction="none")),
+            metrics=metrics,
+            gpu=False,
+        )
+        results += [engine, history]
+    return tuple(results)
+
+
+def kl_divergence(x_pred: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor):
+    return (-0.5 * (1 + logvar - mu * mu - logvar.exp()).sum(-1)).mean()
+
+
+def test_vae_with_autoencoder_engine_matches_pyblaze() -> None:
+    theirs, their_history, ours, our_history = vae_pair(metrics={"kl": kl_divergence})
+    assert sorted(our_history.keys) == ["micro_train_loss", "train_loss", "val_kl", "val_loss"]
+    assert_histories_close(our_history, pyblaze_history(their_history), rtol=0, atol=TOL)
+    assert_models_close(ours.model, theirs.model, rtol=0, atol=TOL)
+
+    loader = DataLoader(VAE_VAL, batch_size=16)
+    predictions = []
+    for engine in (theirs, ours):
+        torch.manual_seed(5)
+        predictions.append(engine.predict(loader, gpu=False, reconstruct=True))
+    for mine, their in zip(predictions[1], predictions[0], strict=True):
+        torch.testing.assert_close(mine, their, atol=TOL, rtol=0)
+
+    # decoding noise: PyBlaze's endless NoiseDataset, limited by iterations=
+    torch.manual_seed(6)
+    their_images = theirs.predict(pnn.NoiseDataset(2).loader(batch_size=5), iterations=2, gpu=False)
+    torch.manual_seed(6)
+    normal = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
+    noise = xnn.NoiseDataset(normal).loader(batch_size=5)  # the notebooks' positional form
+    images = ours.predict(noise, iterations=2, reconstruct=False, gpu=False)
+    assert images.shape == (10, 16)
+    torch.testing.assert_close(images, their_images, atol=TOL, rtol=0)
+
+    evaluation = ours.evaluate(loader, metrics={"kl": kl_divergence}, gpu=False, iterations=1)
+    torch.manual_seed(7)
+    their_evaluation = theirs.evaluate(loader, metrics={"kl": kl_divergence}, iterations=1)
+    assert abs(evaluation.kl - their_evaluation["kl"]) <= TOL
+
+
+def test_autoencoder_engine_refusals() -> None:
+    engine = xnn.AutoencoderEngine(nn.Linear(4, 4))
+    loader = DataLoader(TensorDataset(torch.zeros(4, 4)), batch_size=2)
+    with pytest.raises(TypeError, match=r"Expected the model \(Linear\) to have a `decoder`"):
+        engine.predict(loader, gpu=False)
+    with pytest.raises(ValueError, match=r"Expected iterations to be an int >= 1\. Received: 0"):
+        engine.predict(loader, iterations=0, reconstruct=True, gpu=False)
+    with pytest.raises(ValueError, match="Expected a reconstruction loss with reduction='none'"):
+        xnn.VAELoss(nn.BCELoss())

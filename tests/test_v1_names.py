@@ -135,7 +135,6 @@ REMOVED = {
     "DataParallel": "gpu=[0, 1, ...]",
     "SynchronizationCallback": "gpu=[0, 1, ...]",
     "ModelSharingCallback": "gpu=[0, 1, ...]",
-    "AutoencoderEngine": "xnn.MLEEngine(model, expects_data_target=False",
     "WGANEngine": "pytorch_lightning.LightningModule with manual optimization",
 }
 

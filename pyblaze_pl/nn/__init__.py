@@ -28,7 +28,13 @@ from pyblaze_pl.nn.callbacks import (
 from pyblaze_pl.nn.checkpoint import load_checkpoint_weights
 from pyblaze_pl.nn.configurable import Config, Configurable
 from pyblaze_pl.nn.data import TransformDataset, ZipDataLoader
-from pyblaze_pl.nn.engine import Engine, LightningEngine, MLEEngine, SupervisedEngine
+from pyblaze_pl.nn.engine import (
+    AutoencoderEngine,
+    Engine,
+    LightningEngine,
+    MLEEngine,
+    SupervisedEngine,
+)
 from pyblaze_pl.nn.estimator import Estimator
 from pyblaze_pl.nn.flows import (
     MADE,
@@ -69,6 +75,7 @@ __all__ = [
     "MADE",
     "AffineCouplingTransform1d",
     "AffineTransform",
+    "AutoencoderEngine",
     "BaseEngine",
     "BatchNormTransform1d",
     "BatchProgressLogger",

@@ -51,12 +51,6 @@ NN_REMOVED: dict[str, tuple[str, str]] = {
         f"it shared a model between hand-made training processes; {_DDP}, or "
         "trainer_kwargs={'strategy': ...} for another Lightning strategy",
     ),
-    "AutoencoderEngine": (
-        "v2",
-        "use xnn.MLEEngine(model, expects_data_target=False, uses_data_target=False, "
-        "uses_data_input=True) as __engine__ instead; for predict(reconstruct=False) call "
-        "model.decoder on latent codes yourself",
-    ),
     "WGANEngine": (
         "v2",
         "write a pytorch_lightning.LightningModule with manual optimization "
