@@ -288,3 +288,174 @@ def test_autoencoder_engine_refusals() -> None:
         engine.predict(loader, iterations=0, reconstruct=True, gpu=False)
     with pytest.raises(ValueError, match="Expected a reconstruction loss with reduction='none'"):
         xnn.VAELoss(nn.BCELoss())
+
+
+# --- Wasserstein GAN ---------------------------------------------------------------------------
+
+
+class GAN(nn.Module):
+    """2-D noise -> 2-D samples; a critic on 2-D samples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = nn.Sequential(nn.Linear(2, 12), nn.LeakyReLU(0.2), nn.Linear(12, 2))
+        self.critic = nn.Sequential(nn.Linear(2, 12), nn.LeakyReLU(0.2), nn.Linear(12, 1))
+
+
+REAL = TensorDataset(moons(96, 2), torch.zeros(96))  # (x, y): the labels are dropped
+CRITIC_ITERATIONS = 2
+
+
+def wgan_pair(
+    penalty: bool, noise: Callable[[Any], Any], epochs: int = 2, **kwargs: Any
+) -> tuple[Any, ...]:
+    """Trains the same GAN with PyBlaze's and our WGANEngine."""
+    torch.manual_seed(0)
+    ours = GAN()
+    theirs = twin(ours, GAN())
+    results = []
+    for lib, model in ((pnn, theirs), (xnn, ours)):
+        engine = lib.WGANEngine(model, expects_data_target=True)
+        torch.manual_seed(SEED)
+        loader = lib.ZipDataLoader(
+            noise(lib),
+            DataLoader(REAL, batch_size=16, shuffle=True, drop_last=True),
+            CRITIC_ITERATIONS + 1,
+            CRITIC_ITERATIONS,
+        )
+        gp = lib.GradientPenalty(model.critic) if penalty else None
+        history = engine.train(
+            loader,
+            epochs=epochs,
+            generator_optimizer=optim.Adam(model.generator.parameters(), lr=0.01),
+            critic_optimizer=optim.RMSprop(model.critic.parameters(), lr=0.01),
+            generator_loss=lib.WassersteinLossGenerator(),
+            critic_loss=lib.WassersteinLossCritic(gp),
+            critic_iterations=CRITIC_ITERATIONS,
+            gpu=False,
+            **kwargs,
+        )
+        results += [engine, history]
+    return tuple(results)
+
+
+def endless_noise(lib: Any) -> DataLoader:
+    """PyBlaze's endless noise, as the notebooks build it (ours: the distribution positional)."""
+    if lib is pnn:
+        return pnn.NoiseDataset(2).loader(batch_size=16)
+    normal = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
+    return xnn.NoiseDataset(normal).loader(batch_size=16)
+
+
+def fixed_noise(lib: Any) -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(96, 2, generator=torch.Generator())), 16)
+
+
+WGAN_KEYS = ["em_distance", "loss_critic", "loss_generator"]
+
+
+def assert_wgan_values_match(ours: xnn.History, theirs: Any) -> None:
+    for key in WGAN_KEYS:  # every batch's value, and the epoch means
+        assert len(ours[f"batch_{key}"]) == len(getattr(theirs, f"batch_{key}")) > 0
+        for name in (key, f"batch_{key}"):
+            torch.testing.assert_close(
+                torch.tensor(ours[name]),
+                torch.tensor(getattr(theirs, name)),
+                atol=TOL,
+                rtol=0,
+                msg=name,
+            )
+    # the run's own record is the critic's loss
+    assert ours.micro_train_loss == ours.batch_loss_critic
+
+
+def test_wgan_with_weight_clipping_on_endless_noise_matches_pyblaze() -> None:
+    theirs, their_history, ours, our_history = wgan_pair(
+        penalty=False, noise=endless_noise, clip_weights=(-0.05, 0.05)
+    )
+    assert sorted(our_history.keys) == sorted(
+        ["micro_train_loss", "train_loss", *WGAN_KEYS, *(f"batch_{k}" for k in WGAN_KEYS)]
+    )
+    assert len(our_history.batch_em_distance) == 2 * 3  # 96 // 16 // 2 batches, 2 epochs
+    assert_wgan_values_match(our_history, their_history)
+    assert_models_close(ours.model, theirs.model, rtol=0, atol=TOL)
+    assert max(p.abs().max() for p in ours.model.critic.parameters()) <= 0.05
+    samples = []
+    for engine, lib in ((theirs, pnn), (ours, xnn)):
+        torch.manual_seed(3)
+        samples.append(engine.predict(endless_noise(lib), iterations=2, gpu=False))
+    assert samples[1].shape == (32, 2)
+    torch.testing.assert_close(samples[1], samples[0], atol=TOL, rtol=0)
+
+
+def test_wgan_with_gradient_penalty_matches_pyblaze() -> None:
+    # Fixed noise: Lightning and the lean runner fetch the next batch before the step (to know
+    # the last one), so noise drawn while iterating would come before the penalty's draws.
+    theirs, their_history, ours, our_history = wgan_pair(penalty=True, noise=fixed_noise)
+    assert_wgan_values_match(our_history, their_history)
+    assert_models_close(ours.model, theirs.model, rtol=0, atol=TOL)
+
+
+class Skip(xnn.ValueTrainingCallback):
+    """Skips the generator on every other batch (read on every batch, as in PyBlaze)."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def after_batch(self, *args: Any) -> None:
+        self.batches += 1
+
+    def read(self) -> bool:
+        return self.batches % 2 == 1
+
+
+def test_wgan_skip_generator_callback_and_both_optimizers_registered() -> None:
+    torch.manual_seed(0)
+    gan = GAN()
+    seen: list[int] = []
+    probe = []
+    if os.environ.get("PYBLAZE_PL_RUNNER") == "trainer":
+        import pytorch_lightning as pl
+
+        class Optimizers(pl.Callback):
+            def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+                seen.append(len(trainer.optimizers))
+
+        probe = [Optimizers()]
+    history = xnn.WGANEngine(gan, expects_data_target=True).train(
+        xnn.ZipDataLoader(fixed_noise(xnn), DataLoader(REAL, batch_size=16, drop_last=True), 3, 2),
+        epochs=1,
+        callbacks=probe,
+        generator_optimizer=optim.SGD(gan.generator.parameters(), lr=0.01),
+        critic_optimizer=optim.SGD(gan.critic.parameters(), lr=0.01),
+        generator_loss=xnn.WassersteinLossGenerator(),
+        critic_loss=xnn.WassersteinLossCritic(),
+        critic_iterations=2,
+        skip_generator=Skip(),
+        gpu=False,
+    )
+    assert len(history.batch_loss_critic) == 2 and len(history.batch_loss_generator) == 1
+    assert seen == ([2] if probe else [])  # both optimizers are Lightning's on the Trainer
+
+
+def test_wgan_engine_refusals() -> None:
+    gan = GAN()
+    engine = xnn.WGANEngine(gan)
+    loader = xnn.ZipDataLoader(fixed_noise(xnn), fixed_noise(xnn), 3, 2)
+    common = {
+        "generator_optimizer": optim.SGD(gan.generator.parameters(), lr=0.1),
+        "critic_optimizer": optim.SGD(gan.critic.parameters(), lr=0.1),
+        "generator_loss": xnn.WassersteinLossGenerator(),
+        "critic_loss": xnn.WassersteinLossCritic(),
+        "gpu": False,
+    }
+    with pytest.raises(TypeError, match="Expected no val_data or metrics for WGANEngine"):
+        engine.train(loader, val_data=loader, **common)
+    with pytest.raises(TypeError, match=r"Expected critic_optimizer to be a torch\.optim"):
+        engine.train(loader, **{**common, "critic_optimizer": None})
+    with pytest.raises(ValueError, match=r"Expected clip_weights to be None or a pair"):
+        engine.train(loader, clip_weights=(1, -1), **common)
+    with pytest.raises(ValueError, match=r"Expected WGANEngine batches \(noise, real\)"):
+        engine.train(loader, critic_iterations=3, epochs=1, **common)
+    with pytest.raises(TypeError, match=r"to have a `generator` submodule"):
+        xnn.WGANEngine(nn.Module()).train(loader, **common)

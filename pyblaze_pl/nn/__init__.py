@@ -34,6 +34,7 @@ from pyblaze_pl.nn.engine import (
     LightningEngine,
     MLEEngine,
     SupervisedEngine,
+    WGANEngine,
 )
 from pyblaze_pl.nn.estimator import Estimator
 from pyblaze_pl.nn.flows import (
@@ -120,6 +121,7 @@ __all__ = [
     "VAELoss",
     "ValueTrainingCallback",
     "View",
+    "WGANEngine",
     "WandbTracker",
     "WassersteinLossCritic",
     "WassersteinLossGenerator",

@@ -51,12 +51,6 @@ NN_REMOVED: dict[str, tuple[str, str]] = {
         f"it shared a model between hand-made training processes; {_DDP}, or "
         "trainer_kwargs={'strategy': ...} for another Lightning strategy",
     ),
-    "WGANEngine": (
-        "v2",
-        "write a pytorch_lightning.LightningModule with manual optimization "
-        "(automatic_optimization = False; critic and generator steps in training_step) and train "
-        "it with fit: its own training_step is used (see docs/lightning.md)",
-    ),
 }
 
 

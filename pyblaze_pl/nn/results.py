@@ -66,6 +66,12 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _per_batch(key: str) -> bool:
+    """Keys holding one value per batch: ``micro_train_loss`` and PyBlaze 2.x's ``batch_*``
+    values of engines that record several per batch (``WGANEngine``: ``batch_em_distance``)."""
+    return key == "micro_train_loss" or key.startswith("batch_")
+
+
 def _checked_record(record: Any, index: int) -> dict[str, Any]:
     """One epoch of a History file with its values as floats; ValueError naming what is wrong."""
     where = f"metrics[{index}] (epoch {index + 1})"
@@ -76,7 +82,7 @@ def _checked_record(record: Any, index: int) -> dict[str, Any]:
         )
     checked: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "micro_train_loss":
+        if key == "micro_train_loss" or (_per_batch(key) and isinstance(value, list)):
             if isinstance(value, list) and all(_number(v) for v in value):
                 checked[key] = [float(v) for v in value]
                 continue
@@ -126,8 +132,7 @@ class History(_MetricsAsAttributes):
         """The per-epoch records, each with every key (NaN or ``[]`` where it is missing)."""
         keys = self.keys
         return [
-            {k: m.get(k, [] if k == "micro_train_loss" else math.nan) for k in keys}
-            for m in self._metrics
+            {k: m.get(k, [] if _per_batch(k) else math.nan) for k in keys} for m in self._metrics
         ]
 
     def save(self, path: str | os.PathLike) -> None:
@@ -233,8 +238,9 @@ class History(_MetricsAsAttributes):
     def __getitem__(self, key: str) -> list:
         if key not in self:
             raise KeyError(f"History has no metric {key!r}. Available: {self.keys}.")
-        if key == "micro_train_loss":
-            return [x for m in self._metrics for x in m.get(key, [])]
+        if _per_batch(key):  # flat over all epochs
+            values = (m.get(key, []) for m in self._metrics)
+            return [x for v in values for x in (v if isinstance(v, list) else [v])]
         return [m.get(key, math.nan) for m in self._metrics]
 
     def __getstate__(self) -> dict[str, Any]:
