@@ -61,6 +61,7 @@ BOTH_RUNNERS = {
     "test_reliability",
     "test_parity_pyblaze",
     "test_parity_generative",
+    "test_parity_calls",
     "test_compat",
     "test_syncs",
 }

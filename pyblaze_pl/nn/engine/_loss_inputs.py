@@ -11,8 +11,7 @@ exact: every input keeps its dtype (a common dtype holds all of them losslessly)
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -114,36 +113,3 @@ def wrap_metrics(
 def unwrap(fn: Any) -> Any:
     """The function inside an :class:`AllInputs` (else ``fn``)."""
     return fn.fn if isinstance(fn, AllInputs) else fn
-
-
-class FirstBatches:
-    """The first ``count`` batches of ``data`` (PyBlaze's ``iterations=``); it has a length, so
-    an endless loader (noise) can be predicted or evaluated.
-
-    Example:
-        >>> len(FirstBatches(itertools.count(), 3)), list(FirstBatches(itertools.count(), 3))
-        (3, [0, 1, 2])
-    """
-
-    def __init__(self, data: Iterable, count: int) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"Expected iterations to be an int >= 1. Received: {count!r}.")
-        self.data = data
-        self.count = count
-
-    def __iter__(self) -> Iterator[Any]:
-        # A generator: `data` is iterated only when the first batch is asked for (Lightning calls
-        # iter() once more on iterables that are not DataLoaders, to check them; starting a
-        # DataLoader then would draw its seed from the global generator once too often).
-        yield from itertools.islice(self.data, self.count)
-
-    def __len__(self) -> int:
-        try:
-            return min(len(self.data), self.count)  # type: ignore[arg-type]
-        except TypeError:
-            return self.count
-
-
-def limit_batches(data: Iterable, iterations: int | None) -> Iterable:
-    """``data``, or its first ``iterations`` batches (``None``: all, as PyBlaze)."""
-    return data if iterations is None else FirstBatches(data, iterations)

@@ -9,13 +9,8 @@ import torch
 
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._loss_inputs import (
-    AllInputs,
-    LossInputs,
-    limit_batches,
-    unwrap,
-    wrap_metrics,
-)
+from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
+from pyblaze_pl.nn.engine._loss_inputs import AllInputs, LossInputs, unwrap, wrap_metrics
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import Evaluation, History
 
@@ -121,9 +116,13 @@ class MLEEngine(SupervisedEngine):
         Args:
             **kwargs: Passed to the model's ``forward`` on every batch; ``eval_``-prefixed ones
                 (without the prefix) during validation. Callbacks among them are registered.
+                PyBlaze 2.x's ``val_iterations=k`` validates on the first ``k`` batches of
+                ``val_data``; ``eval_every=n`` with an endless training loader trains
+                ``epochs // n`` epochs of ``n`` batches, validating after each.
         """
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             callbacks = _with_kwarg_callbacks(callbacks or [], kwargs)
+        train_data, val_data, epochs = apply_loop_options(train_data, val_data, epochs, kwargs)
         if self.passes_all_loss_inputs:
             metrics = wrap_metrics(metrics, self._packer)
             loss = AllInputs(loss, self._packer) if callable(loss) else loss

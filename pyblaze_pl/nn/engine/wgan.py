@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._loss_inputs import FirstBatches, limit_batches
+from pyblaze_pl.nn.engine._batches import FirstBatches, limit_batches
 from pyblaze_pl.nn.engine.base import Engine, check_positive_int
 from pyblaze_pl.nn.engine.mle import _with_kwarg_callbacks
 from pyblaze_pl.nn.results import Evaluation, History
