@@ -438,6 +438,15 @@ def test_wgan_skip_generator_callback_and_both_optimizers_registered() -> None:
     assert seen == ([2] if probe else [])  # both optimizers are Lightning's on the Trainer
 
 
+def test_wgan_history_saves_loads_and_plots_the_per_batch_values(tmp_path: Any) -> None:
+    *_, history = wgan_pair(penalty=False, noise=fixed_noise, epochs=2)
+    history.save(tmp_path / "history.json")
+    loaded = xnn.History.load(tmp_path / "history.json")
+    assert loaded == history and len(loaded.batch_em_distance) == 6
+    history.plot()  # per-epoch values only
+    history.plot(["batch_em_distance", "em_distance"])  # each batch within its epoch
+
+
 def test_wgan_engine_refusals() -> None:
     gan = GAN()
     engine = xnn.WGANEngine(gan)

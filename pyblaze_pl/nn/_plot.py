@@ -38,7 +38,8 @@ def plot_history(history: History, keys: Iterable[str] | None = None) -> Figure:
     from matplotlib.figure import Figure
 
     valid = history.keys
-    keys = list(valid) if keys is None else list(keys)
+    # PyBlaze 2.x's per-batch values (WGANEngine's batch_em_distance, ...) only when asked for
+    keys = [k for k in valid if not k.startswith("batch_")] if keys is None else list(keys)
     unknown = [k for k in keys if k not in valid]
     if unknown:
         raise ValueError(f"Expected History keys to plot. Received: {unknown}. Valid: {valid}.")
@@ -50,15 +51,20 @@ def plot_history(history: History, keys: Iterable[str] | None = None) -> Figure:
     axes = figure.subplots(1, panels, squeeze=False)[0]
     epochs = range(1, len(history) + 1)
 
+    def draw(ax: Axes, key: str, color: str) -> None:
+        if key.startswith("batch_"):  # every batch, at the fraction of its epoch
+            ax.plot(_batch_positions(history, key), history[key], color=color, label=key)
+        else:
+            ax.plot(epochs, history[key], marker="o", color=color, label=key)
+
     if losses or batches:
         ax = axes[0]
         if batches:
-            counts = [len(record.get(_BATCHES, [])) for record in history._metrics]
-            x = [epoch + (i + 1) / n for epoch, n in enumerate(counts) for i in range(n)]
+            x = _batch_positions(history, _BATCHES)
             faint = {"alpha": 0.25, "linewidth": 0.8} if losses else {"linewidth": 1.0}
             ax.plot(x, history[_BATCHES], color="C0", label="train_loss per batch", **faint)
         for i, key in enumerate(losses):
-            ax.plot(epochs, history[key], marker="o", color=f"C{i}", label=key)
+            draw(ax, key, f"C{i}")
         if losses:
             ax.set_title("Loss per batch and epoch" if batches else "Loss per epoch")
         else:
@@ -69,10 +75,16 @@ def plot_history(history: History, keys: Iterable[str] | None = None) -> Figure:
     if others:
         ax = axes[-1]
         for i, key in enumerate(others):
-            ax.plot(epochs, history[key], marker="o", color=f"C{i + len(losses)}", label=key)
+            draw(ax, key, f"C{i + len(losses)}")
         ax.set_title("Metrics per epoch")
         ax.set_ylabel("Value")
         _epoch_axis(ax)
         ax.legend()
     figure.tight_layout()
     return figure
+
+
+def _batch_positions(history: History, key: str) -> list[float]:
+    """Batch ``i = 1..n`` of epoch ``e`` at ``e - 1 + i / n``."""
+    counts = [len(record.get(key, [])) for record in history._metrics]
+    return [epoch + (i + 1) / n for epoch, n in enumerate(counts) for i in range(n)]
