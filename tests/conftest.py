@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -78,3 +80,26 @@ def pyblaze_runner(request, monkeypatch):
 def pytest_generate_tests(metafunc):
     if metafunc.module.__name__ in BOTH_RUNNERS:
         metafunc.parametrize("pyblaze_runner", ["trainer", "lean"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def notebook_kernel(tmp_path_factory):
+    """One Jupyter kernel for every notebook test (starting one takes seconds): a
+    ``(KernelManager, KernelClient)`` pair. The kernel runs this interpreter with this checkout
+    first on its path (so it imports the code under test), in a temporary folder, with Jupyter's
+    own matplotlib backend (inline) whatever MPLBACKEND the test run sets."""
+    from jupyter_client import KernelManager
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    manager = KernelManager(kernel_name="python3")  # "python" in its command: sys.executable
+    manager.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

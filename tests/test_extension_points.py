@@ -529,7 +529,7 @@ def test_v1_values_meaning_as_before_are_accepted(net):
 
 
 def test_gpu_none_keeps_the_model_where_it_is():
-    from pyblaze_pl.nn.engine._devices import resolve_gpu
+    from pyblaze_pl._lightning.devices import resolve_gpu
 
     assert resolve_gpu(None, nn.Linear(2, 2)).as_trainer_kwargs() == {
         "accelerator": "cpu", "devices": 1, "strategy": "auto",

@@ -386,7 +386,7 @@ def test_runner_is_accepted_by_lightning_module_estimators():
     model = _lit()
     history = model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="trainer")
     assert len(history) == 1
-    with pytest.raises(ValueError, match=r"lean runner.*a LightningModule trained by its own"):
+    with pytest.raises(ValueError, match=r"Fabric runner.*a LightningModule trained by its own"):
         model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="lean")
 
 

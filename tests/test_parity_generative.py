@@ -443,8 +443,10 @@ def test_wgan_history_saves_loads_and_plots_the_per_batch_values(tmp_path: Any) 
     history.save(tmp_path / "history.json")
     loaded = xnn.History.load(tmp_path / "history.json")
     assert loaded == history and len(loaded.batch_em_distance) == 4  # 2 epochs of 2
-    history.plot()  # per-epoch values only
-    history.plot(["batch_em_distance", "em_distance"])  # each batch within its epoch
+    history.plot()  # the per-epoch values and micro_train_loss
+    with pytest.raises(ValueError, match=r"plt\.plot\(history\['batch_em_distance'\]\)"):
+        history.plot(["batch_em_distance"])
+    assert "batch_em_distance" not in history._repr_html_()
 
 
 def test_wgan_engine_refusals() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pyblaze_pl._lightning.data import (
+from pyblaze_pl import _lightning
+from pyblaze_pl._lightning import (
     check_datamodule,
     check_single_loader,
     is_datamodule,
@@ -17,7 +18,6 @@ from pyblaze_pl._lightning.data import (
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine import context
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
     EVALUATE_OPTIONS,
@@ -37,6 +37,13 @@ def check_loader(data: object, name: str) -> None:
     loader is refused."""
     if is_datamodule(data):
         return
+    if isinstance(data, torch.Tensor):
+        shape = tuple(data.shape)
+        raise TypeError(
+            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: a "
+            f"tensor of shape {shape}, whose rows would be taken as batches. Pass batches: "
+            f"DataLoader(TensorDataset(x, y), batch_size=32). (predict takes a tensor of inputs.)"
+        )
     if not isinstance(data, Iterable):
         raise TypeError(
             f"Expected {name} to be a DataLoader (or another iterable of batches). "
@@ -48,6 +55,25 @@ def check_loader(data: object, name: str) -> None:
         return  # iterable-style data sets have no length
     if size == 0:
         raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
+
+
+#: The rows per batch when ``predict`` is given a tensor.
+PREDICT_BATCH_SIZE = 32
+
+
+def tensor_batches(data: torch.Tensor) -> list[torch.Tensor]:
+    """A tensor of inputs as batches of :data:`PREDICT_BATCH_SIZE` rows (``predict``).
+
+    Example:
+        >>> [tuple(b.shape) for b in tensor_batches(torch.zeros(40, 4))]
+        [(32, 4), (8, 4)]
+    """
+    if data.dim() == 0:
+        raise ValueError(
+            "Expected data to be a tensor of samples (its first dimension: one row per sample). "
+            "Received: a 0-dim tensor."
+        )
+    return list(data.split(PREDICT_BATCH_SIZE))
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -104,10 +130,7 @@ def _run(
     runner: str,
     data: object = None,
 ) -> Any:
-    # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
-    from pyblaze_pl._lightning.run import Run
-
-    return Run(
+    return _lightning.start(
         engine,
         gpu=gpu,
         callbacks=callbacks,
@@ -129,7 +152,7 @@ class Engine(TrainingCallback, PredictionCallback):
     ``loss.backward()`` and ``optimizer.step()`` so that precision plugins, DDP and gradient
     clipping apply. :attr:`iteration`, :attr:`num_iterations`, :attr:`is_last_iteration` and
     :attr:`device` describe the current batch; they are read from the running call's
-    :class:`~pyblaze_pl.nn.engine.context.BatchContext`.
+    :class:`~pyblaze_pl._lightning.context.BatchContext`.
 
     Args:
         model: The model to train.
@@ -147,6 +170,9 @@ class Engine(TrainingCallback, PredictionCallback):
         ...         return self.model(x), y
     """
 
+    #: Whether the model trains itself (a LightningModule's own steps) rather than by the engine.
+    trains_itself = False
+
     def __init__(self, model: nn.Module) -> None:
         self.model = model
 
@@ -154,22 +180,22 @@ class Engine(TrainingCallback, PredictionCallback):
     @property
     def iteration(self) -> int:
         """The 0-based index of the current batch in its epoch."""
-        return context.current().iteration
+        return _lightning.current_context().iteration
 
     @property
     def num_iterations(self) -> int | None:
         """The number of batches of the current epoch (``None`` if the data has no length)."""
-        return context.current().num_iterations
+        return _lightning.current_context().num_iterations
 
     @property
     def is_last_iteration(self) -> bool:
         """Whether the current batch is the last one of its epoch."""
-        return context.current().is_last_iteration
+        return _lightning.current_context().is_last_iteration
 
     @property
     def device(self) -> torch.device:
         """The device of the model (and of the batches, inside a call)."""
-        device = context.current().device
+        device = _lightning.current_context().device
         if device is None:
             parameter = next(self.model.parameters(), None)
             device = parameter.device if parameter is not None else torch.device("cpu")
@@ -208,11 +234,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
-            runner: ``'auto'`` (default): the lean runner, a plain PyTorch loop, when the call
-                needs nothing of Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs``
-                or ``ckpt_path``; one device), else the Trainer. ``'trainer'`` always uses the
-                Trainer; ``'lean'`` refuses a call the lean runner cannot run. Both give the
-                same numbers.
+            runner: ``'auto'`` (default): Lightning Fabric when the call needs nothing of
+                Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs`` other than
+                ``precision``, ``ckpt_path``; one device), else the Trainer. ``'trainer'``
+                always uses the Trainer; ``'fabric'`` (``'lean'``, its former name) refuses a
+                call Fabric cannot run. Both give the same numbers.
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
                 those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
                 the prefix, during validation (as in PyBlaze 2.x).
@@ -286,10 +312,17 @@ class Engine(TrainingCallback, PredictionCallback):
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
         loader order (on the CPU).
 
+        ``data`` may also be a tensor of inputs (its first dimension is the samples), predicted in
+        batches of :data:`PREDICT_BATCH_SIZE` rows, as Keras's ``predict``.
+
         Example:
             >>> model.predict(test_loader).shape  # doctest: +SKIP
             torch.Size([10000, 10])
+            >>> model.predict(torch.randn(5, 4)).shape  # doctest: +SKIP
+            torch.Size([5, 3])
         """
+        if isinstance(data, torch.Tensor):
+            data = tensor_batches(data)
         check_loader(data, "data")
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
@@ -353,9 +386,9 @@ class Engine(TrainingCallback, PredictionCallback):
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagates ``loss`` through the running call's precision plugin and strategy
         (``loss.backward()`` outside a call)."""
-        context.current().backward(loss)
+        _lightning.current_context().backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Updates the parameters with ``optimizer`` (clipping and unscaling gradients as the call
         is configured), then zeroes their gradients. Ctrl-C waits for the update to complete."""
-        context.current().optimizer_step(optimizer)
+        _lightning.current_context().optimizer_step(optimizer)

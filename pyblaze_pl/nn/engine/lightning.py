@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pyblaze_pl._lightning.data import provides_validation
+from pyblaze_pl._lightning import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
@@ -33,6 +33,8 @@ class LightningEngine(SupervisedEngine):
         >>> history = Lit().fit(train_loader, val_data=val_loader, epochs=5)  # doctest: +SKIP
     """
 
+    trains_itself = True
+
     def train(
         self,
         train_data: Iterable,
@@ -54,7 +56,7 @@ class LightningEngine(SupervisedEngine):
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
             runner: ``'auto'`` or ``'trainer'``: a LightningModule's own steps always run on
-                Lightning's Trainer (``'lean'`` is refused).
+                Lightning's Trainer (``'fabric'`` is refused).
             **kwargs: None are accepted: the module's ``training_step`` and
                 ``configure_optimizers`` train it. Given ones are refused with the closest
                 argument of ``fit``.
