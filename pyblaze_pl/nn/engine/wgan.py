@@ -161,7 +161,8 @@ class WGANEngine(Engine):
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             callbacks = _with_kwarg_callbacks(callbacks or [], {"s": skip_generator, **kwargs})
         self._batch_values, self._epoch_values = {}, []
-        # Exactly len() batches: a look-ahead past the end (the lean runner's) would draw noise.
+        # Exactly len() batches: reading past the end of a ZipDataLoader would draw noise (from
+        # torch's global generator) that PyBlaze never draws.
         with contextlib.suppress(TypeError):  # no length: the loop's own bound applies
             train_data = FirstBatches(train_data, len(train_data))  # type: ignore[arg-type]
         history = super().train(
