@@ -470,3 +470,37 @@ def test_wgan_engine_refusals() -> None:
         engine.train(loader, critic_iterations=3, epochs=1, **common)
     with pytest.raises(TypeError, match=r"to have a `generator` submodule"):
         xnn.WGANEngine(nn.Module()).train(loader, **common)
+
+
+def test_wgan_gradient_clipping_applies_to_both_optimizers(pyblaze_runner: str) -> None:
+    if pyblaze_runner != "trainer":
+        pytest.skip("trainer_kwargs run on the Trainer whatever the runner: tested once")
+    moved = []
+    for clip in (None, 1e-9):
+        torch.manual_seed(0)
+        gan = GAN()
+        before = [p.detach().clone() for p in gan.parameters()]
+        xnn.WGANEngine(gan, expects_data_target=True).train(
+            xnn.ZipDataLoader(
+                fixed_noise(xnn), DataLoader(REAL, batch_size=16, drop_last=True), 3, 2
+            ),
+            epochs=1,
+            generator_optimizer=optim.SGD(gan.generator.parameters(), lr=0.1),
+            critic_optimizer=optim.SGD(gan.critic.parameters(), lr=0.1),
+            generator_loss=xnn.WassersteinLossGenerator(),
+            critic_loss=xnn.WassersteinLossCritic(),
+            critic_iterations=2,
+            gpu=False,
+            trainer_kwargs={} if clip is None else {"gradient_clip_val": clip},
+        )
+        moved.append(
+            {
+                name: max((p.detach() - b).abs().max().item() for p, b in zip(ps, bs, strict=True))
+                for name, ps, bs in (
+                    ("generator", list(gan.generator.parameters()), before[:4]),
+                    ("critic", list(gan.critic.parameters()), before[4:]),
+                )
+            }
+        )
+    unclipped, clipped = moved
+    assert min(unclipped.values()) > 1e-3 and max(clipped.values()) < 1e-8, moved
