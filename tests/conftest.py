@@ -62,6 +62,8 @@ BOTH_RUNNERS = {
     "test_streaming_metrics",
     "test_reliability",
     "test_parity_pyblaze",
+    "test_parity_generative",
+    "test_parity_calls",
     "test_compat",
     "test_syncs",
 }

@@ -540,9 +540,9 @@ def test_gpu_none_keeps_the_model_where_it_is():
         assert resolve_gpu(None, model).devices == [index]
 
 
-def test_eval_every_message_names_limit_train_batches(net):
+def test_eval_every_message_names_the_endless_loader_form(net):
     loader = make_loader(make_dataset(16))
-    with pytest.raises(TypeError, match=r"check_val_every_n_epoch.*limit_train_batches"):
+    with pytest.raises(TypeError, match=r"check_val_every_n_epoch.*endless \(iterable\) training"):
         net.fit(
             loader, epochs=1, eval_every=5, gpu=False,
             optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),

@@ -67,6 +67,12 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _per_batch(key: str) -> bool:
+    """Keys holding one value per batch: ``micro_train_loss`` and PyBlaze 2.x's ``batch_*``
+    values of engines that record several per batch (``WGANEngine``: ``batch_em_distance``)."""
+    return key == "micro_train_loss" or key.startswith("batch_")
+
+
 def _checked_epoch(epoch: Any, epochs: int) -> int | None:
     """``restored_epoch`` checked: None or an epoch of the History (1..epochs)."""
     if epoch is None:
@@ -89,7 +95,7 @@ def _checked_record(record: Any, index: int) -> dict[str, Any]:
         )
     checked: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "micro_train_loss":
+        if key == "micro_train_loss" or (_per_batch(key) and isinstance(value, list)):
             if isinstance(value, list) and all(_number(v) for v in value):
                 checked[key] = [float(v) for v in value]
                 continue
@@ -150,8 +156,7 @@ class History(_MetricsAsAttributes):
         """The per-epoch records, each with every key (NaN or ``[]`` where it is missing)."""
         keys = self.keys
         return [
-            {k: m.get(k, [] if k == "micro_train_loss" else math.nan) for k in keys}
-            for m in self._metrics
+            {k: m.get(k, [] if _per_batch(k) else math.nan) for k in keys} for m in self._metrics
         ]
 
     def save(self, path: str | os.PathLike) -> None:
@@ -236,11 +241,20 @@ class History(_MetricsAsAttributes):
         Example:
             >>> history.plot(["train_loss", "val_loss"]).savefig("loss.png")  # doctest: +SKIP
         """
-        valid = self.keys
+        valid = [k for k in self.keys if k == "micro_train_loss" or not _per_batch(k)]
         keys = list(valid) if keys is None else list(keys)
         unknown = [k for k in keys if k not in valid]
         if unknown:
-            raise ValueError(f"Expected History keys to plot. Received: {unknown}. Valid: {valid}.")
+            per_batch = [k for k in unknown if k in self]
+            hint = (
+                f" Per-batch values other than micro_train_loss ({per_batch}) are not drawn: "
+                f"plot them directly, e.g. plt.plot(history[{per_batch[0]!r}])."
+                if per_batch
+                else ""
+            )
+            raise ValueError(
+                f"Expected History keys to plot. Received: {unknown}. Valid: {valid}.{hint}"
+            )
         from pyblaze_pl.nn._plot import BATCHES, plot_history  # matplotlib: only when plotting
 
         batches = [len(record.get(BATCHES, [])) for record in self._metrics]
@@ -270,8 +284,9 @@ class History(_MetricsAsAttributes):
     def __getitem__(self, key: str) -> list:
         if key not in self:
             raise KeyError(f"History has no metric {key!r}. Available: {self.keys}.")
-        if key == "micro_train_loss":
-            return [x for m in self._metrics for x in m.get(key, [])]
+        if _per_batch(key):  # flat over all epochs
+            values = (m.get(key, []) for m in self._metrics)
+            return [x for v in values for x in (v if isinstance(v, list) else [v])]
         return [m.get(key, math.nan) for m in self._metrics]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -298,7 +313,7 @@ class History(_MetricsAsAttributes):
     def _repr_html_(self) -> str:
         """The table Jupyter shows: one row per epoch, one column per metric (every batch's
         loss left out), the restored epoch marked."""
-        columns = {k: self[k] for k in self.keys if k != "micro_train_loss"}
+        columns = {k: self[k] for k in self.keys if not _per_batch(k)}
         return history_table(columns, len(self), self.duration, self.restored_epoch)
 
 

@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 # arguments of eval_batch.
 TRAIN_OPTIONS = {
     "eval_every": (
-        "pass trainer_kwargs={'check_val_every_n_epoch': n} (Lightning validates after epochs n, "
-        "2n, ...; PyBlaze also validated after the first and the last epoch); with an endless "
-        "(iterable) train loader, where eval_every meant batches per epoch, pass "
-        "trainer_kwargs={'limit_train_batches': n} instead"
+        "pass trainer_kwargs={'check_val_every_n_epoch': n} for now (Lightning validates after "
+        "epochs n, 2n, ...; PyBlaze's schedule with a sized loader, after epochs 1, n+1, 2n+1, "
+        "... and the last, is not supported yet); MLEEngine and AutoencoderEngine take "
+        "eval_every=n with an endless (iterable) training loader, where it means n batches per "
+        "epoch"
     ),
     "eval_train": (
         "call model.evaluate(train_loader, metrics=...) after fit (pyblaze_pl computes metrics on "
