@@ -390,10 +390,13 @@ def test_parameter_scheduler_rejects_the_pyblaze_2_form() -> None:
     xnn.ParameterScheduler(torch.tensor(1.0), lambda value, epoch, factor=0.5: value * factor)
 
 
-def test_iterations_is_rejected_with_the_lightning_option():
+def test_iterations_takes_the_first_batches_on_every_engine():
     model = Net()
-    with pytest.raises(TypeError, match=r"iterations=5.*limit_predict_batches"):
-        model.predict(make_loader(make_dataset(8), 4), iterations=5)
-    with pytest.raises(TypeError, match=r"iterations=5.*limit_val_batches"):
-        model.evaluate(make_loader(make_dataset(8), 4), iterations=5)
+    loader = make_loader(make_dataset(16), 4)
+    assert model.predict(loader, iterations=3, gpu=False).shape == (12, 3)
+    counted = model.evaluate(loader, metrics={"n": lambda p, t: torch.tensor(float(len(t)))},
+                             iterations=2, gpu=False)  # fmt: skip
+    assert counted["n"] == 8
+    with pytest.raises(ValueError, match=r"iterations to be an int >= 1\. Received: 0"):
+        model.predict(loader, iterations=0)
     assert isinstance(model.engine, xnn.SupervisedEngine)

@@ -149,9 +149,7 @@ def test_eval_every_on_a_sized_loader_validates_as_pyblaze() -> None:
     assert_models_close(ours, theirs, rtol=0, atol=TOL)
 
 
-@pytest.mark.xfail(reason="needs run support: iterations= in Engine.evaluate/predict", strict=True)
 def test_iterations_for_every_engine() -> None:
-    # MLEEngine, AutoencoderEngine and WGANEngine take iterations=k; Engine itself does not yet
     model = nn.Linear(4, 3)
     engine = xnn.SupervisedEngine(model)
     loader = DataLoader(Endless(TRAIN), batch_size=8)

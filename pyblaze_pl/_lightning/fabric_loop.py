@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,8 @@ def _with_last(iterable: Iterable) -> Iterator[tuple[Any, bool]]:
     """Yields ``(item, is_last)``: by the length where there is one (nothing is read ahead), else
     reading one item ahead (as Lightning's data fetchers)."""
     size = _length(iterable)
-    if math.isfinite(size):
-        for index, item in enumerate(iterable):
+    if math.isfinite(size):  # never a next() past the last batch (it may draw random numbers)
+        for index, item in enumerate(itertools.islice(iterable, int(size))):
             yield item, index + 1 >= size
         return
     iterator = iter(iterable)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pyblaze_pl._errors import describe, inspecting, with_context
 from pyblaze_pl._lightning import data
 from pyblaze_pl._tensors import map_tensors
+from pyblaze_pl.nn.callbacks.base import TrainingCallback
 
 if TYPE_CHECKING:
     from pyblaze_pl._lightning.run import Run
@@ -19,10 +20,12 @@ def check_validation_batch(run: Run) -> None:
     batch that cannot go through is an error naming ``val_data`` before the weights change,
     not after the first epoch. The loss and metrics are not called here (they may count their
     calls; a metric's errors are named at the first validation, as before). Skipped where the
-    batch cannot be read without iterating the data (see :func:`~.data.first_batch`) and for
-    LightningModules' own steps."""
+    batch cannot be read without iterating the data (see :func:`~.data.first_batch`), for
+    LightningModules' own steps and when ``eval_batch`` receives a callback's value."""
     if run.val_data is None or run.own_steps or run._resumed is not None:
         return
+    if any(isinstance(value, TrainingCallback) for value in run.eval_kwargs.values()):
+        return  # a value read per batch (ValueTrainingCallback): reading it here would count
     batch = None
     try:
         with inspecting(run.model), run.step_context():

@@ -44,8 +44,6 @@ NEUTRAL = {
     "val_iterations": None,
     "iterations": None,
 }
-EVALUATE_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_val_batches': n}"}
-PREDICT_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_predict_batches': n}"}
 
 _PREFIX = "eval_"
 

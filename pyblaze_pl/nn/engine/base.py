@@ -18,15 +18,12 @@ from pyblaze_pl._lightning import (
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
+from pyblaze_pl.nn.engine._batches import limit_batches
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
-    EVALUATE_OPTIONS,
-    PREDICT_OPTIONS,
     check_batch_kwargs,
     check_eval_kwargs,
     check_v1_positional,
-    drop_neutral,
-    reject_options,
     split_eval_kwargs,
 )
 from pyblaze_pl.nn.results import Evaluation, History
@@ -284,11 +281,13 @@ class Engine(TrainingCallback, PredictionCallback):
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
         runner: str = "auto",
+        iterations: int | None = None,
         **kwargs: Any,
     ) -> Evaluation:
         """Computes ``metrics`` over all of ``data`` and returns them as an :class:`Evaluation`.
 
-        Further keyword arguments are passed to :meth:`eval_batch` on every batch.
+        ``iterations=k`` (PyBlaze's) evaluates the first ``k`` batches only, e.g. of an endless
+        loader. Further keyword arguments are passed to :meth:`eval_batch` on every batch.
 
         Example:
             >>> model.evaluate(test_loader, metrics={"accuracy": X.accuracy})  # doctest: +SKIP
@@ -299,9 +298,8 @@ class Engine(TrainingCallback, PredictionCallback):
         check_datamodule(data, "val_dataloader", "evaluate")
         check_v1_positional("evaluate", metrics, callbacks, "metrics")
         reject_dropped_hooks(self)
-        reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
-        kwargs = drop_neutral(kwargs, EVALUATE_OPTIONS)
         check_eval_kwargs(self, kwargs)
+        data = limit_batches(data, iterations)
         metric_set = MetricSet(metrics)
         run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
         return run.evaluate(data, metric_set, kwargs)
@@ -314,10 +312,12 @@ class Engine(TrainingCallback, PredictionCallback):
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
         runner: str = "auto",
+        iterations: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
-        loader order (on the CPU).
+        loader order (on the CPU); ``iterations=k`` (PyBlaze's) takes the first ``k`` batches
+        only, e.g. of an endless noise loader.
 
         ``data`` may also be a tensor of inputs (its first dimension is the samples), predicted in
         batches of :data:`PREDICT_BATCH_SIZE` rows, as Keras's ``predict``.
@@ -334,8 +334,7 @@ class Engine(TrainingCallback, PredictionCallback):
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
         check_v1_positional("predict", callbacks, gpu, "callbacks")
-        reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
-        kwargs = drop_neutral(kwargs, PREDICT_OPTIONS)
+        data = limit_batches(data, iterations)
         return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
