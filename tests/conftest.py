@@ -54,7 +54,7 @@ def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
 
 
-# Modules whose every test runs on both runners (runner='auto' picks the lean runner for most of
+# Modules whose every test runs on both runners (runner='auto' picks the Fabric runner for most of
 # their calls; PYBLAZE_PL_RUNNER forces one).
 BOTH_RUNNERS = {
     "test_engine",
@@ -79,7 +79,7 @@ def pyblaze_runner(request, monkeypatch):
 
 def pytest_generate_tests(metafunc):
     if metafunc.module.__name__ in BOTH_RUNNERS:
-        metafunc.parametrize("pyblaze_runner", ["trainer", "lean"], indirect=True)
+        metafunc.parametrize("pyblaze_runner", ["trainer", "fabric"], indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -319,10 +319,8 @@ def test_eval_prefixed_kwargs_that_eval_batch_rejects_fail_before_training(net: 
 @pytest.mark.parametrize(
     ("option", "replacement"),
     [
-        ("eval_every", "pass trainer_kwargs={'check_val_every_n_epoch': n} for now"),
         ("eval_train", "call model.evaluate(train_loader, metrics=...) after fit"),
         ("eval_val", "drop the argument (pyblaze_pl records val_loss whenever"),
-        ("val_iterations", "pass trainer_kwargs={'limit_val_batches': n}."),
     ],
 )
 def test_pyblaze_loop_options_name_their_replacement(net: Net, option: str, replacement: str):

@@ -5,7 +5,7 @@ The ``xfail(strict=True)`` tests need the run (``pyblaze_pl/_lightning/``, ``nn/
 remove the mark once it does what each one names:
 
 - ``eval_every=n`` on a sized loader: validate after epoch ``e`` (0-based) only if
-  ``validates_after(e, epochs, n)`` (``nn/engine/_batches.py``; PyBlaze 2.3.2
+  ``validates_after(e, epochs, n)`` (``_lightning/epoch.py``; PyBlaze 2.3.2
   ``pyblaze/nn/engine/base.py``, ``Engine.train``: ``do_val = eval_every is None or
   iterable_data or current_epoch % eval_every == 0 or current_epoch == epochs - 1``), with no
   prediction callbacks and no ``val_*`` values (NaN) on the other epochs.
@@ -32,7 +32,7 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import pyblaze_pl.nn as xnn
-from pyblaze_pl.nn.engine._batches import validates_after
+from pyblaze_pl._lightning.epoch import validates_after
 from pyblaze_pl.testing import assert_histories_close, assert_models_close
 
 
@@ -131,7 +131,6 @@ def test_validation_schedule_of_eval_every() -> None:
     assert all(validates_after(e, 4, None) for e in range(4))
 
 
-@pytest.mark.xfail(reason="needs run support: the run's validation schedule", strict=True)
 def test_eval_every_on_a_sized_loader_validates_as_pyblaze() -> None:
     theirs, their_history, ours, our_history = classifier_pair(
         lambda: DataLoader(TRAIN, batch_size=8, shuffle=True),

@@ -33,9 +33,25 @@ def count_batches(batches: Any) -> int | None:
     return int(total) if math.isfinite(total) else None
 
 
+def validates_after(epoch: int, epochs: int, eval_every: int | None) -> bool:
+    """Whether PyBlaze 2.3.2 validates after ``epoch`` (0-based) of ``epochs`` with a sized
+    training loader: every epoch without ``eval_every``, else epochs ``0, n, 2n, ...`` and the
+    last (``Engine.train``: ``current_epoch % eval_every == 0 or current_epoch == epochs - 1``).
+
+    Example:
+        >>> [e + 1 for e in range(7) if validates_after(e, 7, 5)]  # 1-based, as the notebooks
+        [1, 6, 7]
+    """
+    return eval_every is None or epoch % eval_every == 0 or epoch == epochs - 1
+
+
 class Epochs:
     """The epoch half of :class:`~pyblaze_pl._lightning.run.Run` (a mixin): everything between
     an epoch's start and its History record."""
+
+    def validates(self, epoch: int) -> bool:
+        """Whether the run validates after ``epoch`` (0-based): PyBlaze's ``eval_every``."""
+        return validates_after(epoch, self.epochs, self.eval_every)
 
     def start_epoch(self) -> None:
         trainer = self.trainer

@@ -194,7 +194,7 @@ class FabricLoop:
                     self._check_terminated()
                     if self.should_stop:
                         break
-                if val_data is not None:
+                if val_data is not None and run.validates(self.current_epoch):
                     with model_mode(run.model, False):  # then every submodule's own mode again
                         self._evaluate(module, val_data)
             hooks.on_train_epoch_end(self, module)

@@ -52,7 +52,11 @@ class Hooks:
         self.run.resume_mid_epoch()  # Lightning calls no on_train_epoch_start for that epoch
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self.run.start_epoch()
+        run = self.run
+        if run.eval_every is not None and not run.on_fabric:  # PyBlaze's schedule, epoch by epoch
+            validates = run.validates(trainer.current_epoch)
+            trainer.check_val_every_n_epoch = 1 if validates else trainer.max_epochs + 1
+        run.start_epoch()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
         self.run.add_batch_loss(outputs)

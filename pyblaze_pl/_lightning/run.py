@@ -118,6 +118,7 @@ class Run(Epochs):
         self.predict_kwargs: dict[str, Any] = {}
         self.stop_on_nonfinite = True
         self.epochs = 0
+        self.eval_every: int | None = None
         self.val_data: Any = None
         self.trainer: Any = None
         self.module: Any = None
@@ -210,6 +211,7 @@ class Run(Epochs):
         ckpt_path: str | os.PathLike | None = None,
         stop_on_nonfinite: bool = True,
         accumulate_grad_batches: int = 1,
+        eval_every: int | None = None,
     ) -> History:
         """Trains: ``Trainer.fit`` on the adapter module (or the user's LightningModule), or the
         Fabric loop."""
@@ -218,6 +220,7 @@ class Run(Epochs):
         self.eval_kwargs = eval_kwargs or {}
         self.stop_on_nonfinite = stop_on_nonfinite
         self.epochs = epochs
+        self.eval_every = eval_every  # PyBlaze's validation schedule (epoch.validates_after)
         self.val_data = val_data
         self.engine.history = self.history  # reachable however the call ends (as Keras)
         self.own_steps = self.engine.trains_itself

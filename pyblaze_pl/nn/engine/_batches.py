@@ -5,8 +5,8 @@
 - ``eval_every=n`` with an endless (unsized) training loader: epochs of ``n`` batches drawn from
   one iterator that lasts the whole run (:class:`EpochChunks`), ``epochs // n`` of them, with
   validation after each (PyBlaze 2.3.2, ``pyblaze/nn/engine/base.py``, ``Engine.train``).
-- :func:`validates_after`: PyBlaze's validation schedule for ``eval_every=n`` with a sized
-  loader, for the run to apply (it needs the run: the engine cannot skip a validation).
+- ``eval_every=n`` with a sized loader is the run's validation schedule
+  (``pyblaze_pl._lightning.epoch.validates_after``).
 """
 
 from __future__ import annotations
@@ -86,18 +86,6 @@ def is_sized(data: object) -> bool:
     except TypeError:
         return False
     return True
-
-
-def validates_after(epoch: int, epochs: int, eval_every: int | None) -> bool:
-    """Whether PyBlaze 2.3.2 validates after ``epoch`` (0-based) of ``epochs`` with a sized
-    training loader: every epoch without ``eval_every``, else epochs ``0, n, 2n, ...`` and the
-    last (``Engine.train``: ``current_epoch % eval_every == 0 or current_epoch == epochs - 1``).
-
-    Example:
-        >>> [e + 1 for e in range(7) if validates_after(e, 7, 5)]  # 1-based, as the notebooks
-        [1, 6, 7]
-    """
-    return eval_every is None or epoch % eval_every == 0 or epoch == epochs - 1
 
 
 def apply_loop_options(

@@ -2,8 +2,9 @@
 
 - ``eval_``-prefixed keyword arguments of ``train`` go, without the prefix, to ``eval_batch``
   during validation (as in PyBlaze 2.x).
-- PyBlaze's loop options that Lightning's Trainer owns (``eval_every``, ``val_iterations``, ...)
-  are rejected with a TypeError that names the replacement, before anything runs.
+- PyBlaze's loop options without a counterpart (``eval_train``, ``eval_val``) are rejected
+  with a TypeError that names the replacement, before anything runs; ``eval_every`` and
+  ``val_iterations`` work as in PyBlaze 2.x (``_batches.py``, the run's validation schedule).
 """
 
 from __future__ import annotations
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
 # PyBlaze train() options -> what to write instead. They start with `eval_` but are not
 # arguments of eval_batch.
 TRAIN_OPTIONS = {
-    "eval_every": (
-        "pass trainer_kwargs={'check_val_every_n_epoch': n} for now (Lightning validates after "
-        "epochs n, 2n, ...; PyBlaze's schedule with a sized loader, after epochs 1, n+1, 2n+1, "
-        "... and the last, is not supported yet); MLEEngine and AutoencoderEngine take "
-        "eval_every=n with an endless (iterable) training loader, where it means n batches per "
-        "epoch"
-    ),
     "eval_train": (
         "call model.evaluate(train_loader, metrics=...) after fit (pyblaze_pl computes metrics on "
         "the validation data only)"
@@ -34,7 +28,6 @@ TRAIN_OPTIONS = {
     "eval_val": (
         "drop the argument (pyblaze_pl records val_loss whenever val_data and a loss are given)"
     ),
-    "val_iterations": "pass trainer_kwargs={'limit_val_batches': n}",
 }
 # Values of these options that mean "as before" (PyBlaze's defaults): accepted and ignored.
 NEUTRAL = {

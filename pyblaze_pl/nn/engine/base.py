@@ -18,7 +18,7 @@ from pyblaze_pl._lightning import (
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine._batches import limit_batches
+from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
     check_batch_kwargs,
@@ -254,6 +254,10 @@ class Engine(TrainingCallback, PredictionCallback):
         check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
         reject_dropped_hooks(self)
+        train_data, val_data, epochs = apply_loop_options(train_data, val_data, epochs, kwargs)
+        eval_every = kwargs.pop("eval_every", None)  # left for a sized loader: when to validate
+        if eval_every is not None:
+            check_positive_int("eval_every", eval_every)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
@@ -270,6 +274,7 @@ class Engine(TrainingCallback, PredictionCallback):
             eval_kwargs=eval_kwargs,
             ckpt_path=ckpt_path,
             stop_on_nonfinite=stop_on_nonfinite,
+            eval_every=eval_every,
         )
 
     def evaluate(
