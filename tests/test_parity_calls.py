@@ -163,7 +163,6 @@ class EpochValues(xnn.TrainingCallback):
         self.keys.append(list(metrics.keys))
 
 
-@pytest.mark.xfail(reason="needs run support: a dict of values per batch", strict=True)
 def test_wgan_values_reach_the_after_epoch_callbacks() -> None:
     # PyBlaze 2.x: after_epoch receives {'loss_generator', 'loss_critic', 'em_distance'}, so
     # EarlyStopping(metric='em_distance') and the progress loggers see them

@@ -35,7 +35,7 @@ def run(runner: str, engine: str = "supervised"):
 
 
 def test_both_runners_give_identical_results():
-    trainer, lean = run("trainer"), run("lean")
+    trainer, lean = run("trainer"), run("fabric")
     assert trainer[0].to_dict() == lean[0].to_dict()
     for key, value in trainer[1].items():
         assert torch.equal(value, lean[1][key]), key

@@ -135,8 +135,17 @@ class Epochs:
 
     def _append(self, micro: list[float], values: dict[str, float]) -> None:
         record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
+        for name, batches in self.engine.epoch_values().items():  # PyBlaze 2.x: batch_<name>
+            record[f"batch_{name}"] = batches
+            record[name] = math.fsum(batches) / len(batches)
         self.history._metrics.append(record)
-        summary = Evaluation({k: v for k, v in record.items() if k != "micro_train_loss"})
+        summary = Evaluation(
+            {
+                k: v
+                for k, v in record.items()
+                if k != "micro_train_loss" and not k.startswith("batch_")
+            }
+        )
         with self.pyblaze_mode():
             stop = self.dispatch.after_epoch(summary)
         if stop:

@@ -376,6 +376,14 @@ class Engine(TrainingCallback, PredictionCallback):
         concatenation); see :meth:`collate_predictions`."""
         return collate(targets)
 
+    def epoch_values(self) -> dict[str, list[float]]:
+        """The values (by name) this engine recorded for every batch of the epoch that just
+        ended, as floats; the run records them as ``batch_<name>`` and their mean as
+        ``<name>`` in the History, and ``after_epoch`` callbacks receive the means (PyBlaze
+        2.x's dict of values per batch, e.g. a WGAN's ``em_distance``). Default: none.
+        """
+        return {}
+
     def collates_evaluations(self) -> bool:
         """Whether metrics receive the collated outputs of a whole evaluation: true when the
         engine overrides :meth:`collate_predictions` or :meth:`collate_targets` (PyBlaze v1)."""

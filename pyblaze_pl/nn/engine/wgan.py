@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -11,7 +9,7 @@ import torch
 from torch import nn
 
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._batches import FirstBatches, limit_batches
+from pyblaze_pl.nn.engine._batches import limit_batches
 from pyblaze_pl.nn.engine.base import Engine, check_positive_int
 from pyblaze_pl.nn.engine.mle import _with_kwarg_callbacks
 from pyblaze_pl.nn.results import Evaluation, History
@@ -92,7 +90,6 @@ class WGANEngine(Engine):
             )
         self.expects_data_target = expects_data_target
         self._batch_values: dict[str, list[torch.Tensor]] = {}
-        self._epoch_values: list[dict[str, list[float]]] = []
 
     def train(
         self,
@@ -160,12 +157,8 @@ class WGANEngine(Engine):
             )
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             callbacks = _with_kwarg_callbacks(callbacks or [], {"s": skip_generator, **kwargs})
-        self._batch_values, self._epoch_values = {}, []
-        # Exactly len() batches: reading past the end of a ZipDataLoader would draw noise (from
-        # torch's global generator) that PyBlaze never draws.
-        with contextlib.suppress(TypeError):  # no length: the loop's own bound applies
-            train_data = FirstBatches(train_data, len(train_data))  # type: ignore[arg-type]
-        history = super().train(
+        self._batch_values = {}
+        return super().train(
             train_data,
             val_data,
             epochs,
@@ -181,8 +174,6 @@ class WGANEngine(Engine):
             clip_weights=clip_weights,
             **kwargs,
         )
-        self._add_values(history)
-        return history
 
     def evaluate(self, data: Iterable, *args: Any, **kwargs: Any) -> Evaluation:
         """Refused unless a subclass defines :meth:`eval_batch` (as in PyBlaze 2.x)."""
@@ -270,31 +261,21 @@ class WGANEngine(Engine):
         return _call(self.model.generator, data, kwargs)
 
     # PyBlaze's per-batch values
-    def after_epoch(self, metrics: Any) -> None:
-        """Moves this epoch's values to the host: one transfer per epoch."""
+    def epoch_values(self) -> dict[str, list[float]]:
+        """This epoch's values, moved to the host in one transfer."""
         values, self._batch_values = self._batch_values, {}
         if not values:
-            return
+            return {}
         names = list(values)
         flat = torch.cat([torch.stack(values[n]).double().reshape(-1) for n in names]).tolist()
         epoch, start = {}, 0
         for name in names:
             epoch[name] = flat[start : start + len(values[name])]
             start += len(values[name])
-        self._epoch_values.append(epoch)
+        return epoch
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         self._batch_values.setdefault(name, []).append(value)
-
-    def _add_values(self, history: History) -> None:
-        """Writes PyBlaze's per-batch values and their epoch means into the epochs of
-        ``history`` that this call trained (the last ones)."""
-        epochs, self._epoch_values = self._epoch_values, []
-        records = history._metrics[len(history._metrics) - len(epochs) :] if epochs else []
-        for record, values in zip(records, epochs, strict=True):
-            for name, batches in values.items():
-                record[f"batch_{name}"] = batches
-                record[name] = math.fsum(batches) / len(batches)
 
     def _check_batch(self, data: Any, critic_iterations: int) -> tuple[Any, Any]:
         ok = isinstance(data, (list, tuple)) and len(data) == 2
