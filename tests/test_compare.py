@@ -131,7 +131,8 @@ FAILS_ON_PYBLAZE_PL = textwrap.dedent(
     """\
     import pyblaze.nn as xnn
 
-    print("engine:", xnn.AutoencoderEngine.__name__)  # fails
+    print("engine:", xnn.AutoencoderEngine.__name__)
+    import pyblaze.multiprocessing  # fails
     """
 )
 
@@ -213,7 +214,7 @@ def test_failed_run_exits_2_naming_the_side_and_the_error(tmp_path, capfd, pybla
     assert "The PyBlaze 2.3.2 run failed" not in report
     error = report[report.index("run failed while running the script:") :]
     assert f'File "{script}", line {call_line(FAILS_ON_PYBLAZE_PL, "# fails")}' in error
-    assert "RemovedNameError" in error and "MLEEngine" in error  # the replacement it names
+    assert "ModuleNotFoundError" in error and "DataLoader(num_workers=...)" in error  # and why
     assert "_child.py" not in error  # the traceback starts at the script
     assert report.rstrip().endswith("Exit status 2.")
 
