@@ -329,3 +329,12 @@ def test_unregistered_optimizers_are_unscaled_under_16_mixed():
     torch.testing.assert_close(own.state_dict(), passed.state_dict())
     change = (own.weight - before["weight"]).abs().max().item()
     assert 1e-3 < change < 1.0  # trained, and not by 65536x-scaled gradients
+
+
+def test_no_module_grows_past_about_400_lines():
+    """Modules stay readable in one sitting: about 400 lines at most (420 allowed)."""
+    lengths = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert {name: n for name, n in lengths.items() if n > 420} == {}
