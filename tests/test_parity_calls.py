@@ -1,21 +1,7 @@
 """PyBlaze 2.x's call forms of the notebooks, side by side with PyBlaze 2.3.2: ``eval_every`` on
 an endless loader, ``val_iterations``, ``predict(iterations=k)``.
 
-The ``xfail(strict=True)`` tests need the run (``pyblaze_pl/_lightning/``, ``nn/engine/base.py``);
-remove the mark once it does what each one names:
-
-- ``eval_every=n`` on a sized loader: validate after epoch ``e`` (0-based) only if
-  ``validates_after(e, epochs, n)`` (``_lightning/epoch.py``; PyBlaze 2.3.2
-  ``pyblaze/nn/engine/base.py``, ``Engine.train``: ``do_val = eval_every is None or
-  iterable_data or current_epoch % eval_every == 0 or current_epoch == epochs - 1``), with no
-  prediction callbacks and no ``val_*`` values (NaN) on the other epochs.
-- ``iterations=k`` in ``Engine.evaluate``/``predict``: ``data = limit_batches(data, iterations)``
-  (``nn/engine/_batches.py``) instead of the refusal (``_compat.EVALUATE_OPTIONS``/
-  ``PREDICT_OPTIONS``).
-- a ``train_batch`` that returns a dict (``WGANEngine``): every key ``k`` recorded per batch as
-  ``batch_<k>`` and as the epoch mean ``<k>`` (PyBlaze 2.3.2 ``engine/_history.py``
-  ``after_batch``, ``engine/base.py`` ``collate_losses``), in the record that ``after_epoch``
-  callbacks receive.
+Each runs on both runners (the module is in ``BOTH_RUNNERS``).
 """
 
 from __future__ import annotations
