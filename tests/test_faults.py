@@ -105,3 +105,45 @@ def test_evaluate_and_predict_errors_name_the_batch_and_shapes(runner, call):
     assert "tensor of shape (8, 5)" in message
     assert "mat1 and mat2 shapes cannot be multiplied" in message  # the original stays
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+class NaNAt:
+    """Cross-entropy that returns NaN at its n-th call."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self, y_pred, y_true):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(y_pred, y_true)
+        return loss * float("nan") if self.calls == self.n else loss
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_the_nan_stop_says_the_weights_are_now_non_finite(runner, capsys):
+    torch.manual_seed(0)
+    net = Net()
+    history = fit(net, runner, epochs=3, loss=NaNAt(2))
+    assert len(history) == 1
+    out = capsys.readouterr().out
+    assert "The model's weights are now non-finite (4 of 4 parameter tensors hold NaN" in out
+    assert "xnn.EarlyStopping(restore_best=True)" in out
+
+
+def test_a_checkpoint_of_another_optimizer_is_refused_before_loading(tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    torch.manual_seed(0)
+    net = Net()
+    fit(net, "trainer", epochs=1, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    other = Net()
+    before = copy.deepcopy(other.state_dict())
+    with pytest.raises(ValueError, match=r"optimizer 0 .*Adam.*'betas'.*'momentum'.*unchanged"):
+        fit(other, "trainer", epochs=2, optimizer=optim.Adam(other.parameters()),
+            ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+    for key, value in before.items():
+        assert torch.equal(other.state_dict()[key], value), key
+    # the same optimizer class resumes
+    history = fit(other, "trainer", epochs=2, optimizer=optim.SGD(other.parameters(), lr=0.1),
+                  ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+    assert len(history) == 2

@@ -23,7 +23,14 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 # The parameters that make each notebook small; the live line is drawn at every batch (instead of
 # at most 10 times a second) so that the test sees every step of the bar however fast it runs.
 EVERY_BATCH = "import pyblaze_pl.nn.callbacks._live as _live\n_live._REDRAW_SECONDS = 0.0"
-SMALL = {"training_a_classifier.ipynb": f"EPOCHS = 2\n{EVERY_BATCH}"}
+SMALL = {
+    "training_a_classifier.ipynb": f"EPOCHS = 2\n{EVERY_BATCH}",
+    "vae.ipynb": "EPOCHS = 1",
+    "wgan.ipynb": "EPOCHS = 1",
+    "normalizing_flows.ipynb": "EPOCHS = 1",
+}
+# PyBlaze 2.x's generative notebooks and the inline figures each shows.
+FIGURES = {"vae.ipynb": 3, "wgan.ipynb": 1, "normalizing_flows.ipynb": 1}
 
 SUMMARY = re.compile(
     r" \[Elapsed \d+:\d\d:\d\d\] train_loss: (\d+\.\d{5}), val_accuracy: ([01]\.\d{5}), "
@@ -231,3 +238,17 @@ def test_lightning_progress_bar_shows_as_in_plain_lightning(notebook_kernel):
     plain, ours = bar_states(cell(nb, PLAIN_LIGHTNING)), bar_states(cell(nb, PYBLAZE_PL))
     assert ours == plain
     assert {("Epoch 1", "100", "5", "5"), ("Validation DataLoader 0", "100", "2", "2")} <= ours
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_generative_notebooks_show_their_figures_inline(name, run_example):
+    nb = run_example(name)
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == FIGURES[name]
+    assert all(base64.b64decode(o.data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n" for o in images)

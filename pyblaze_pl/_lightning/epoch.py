@@ -27,6 +27,21 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     return torch.cat(flat).tolist()
 
 
+def _weights_state(model: torch.nn.Module) -> str:
+    """Whether the model's weights are still finite, and how to keep finite ones (read once, when
+    a non-finite loss stopped training)."""
+    tensors = [p for p in model.parameters() if p.is_floating_point()]
+    bad = [p for p in tensors if not bool(torch.isfinite(p).all())]
+    if not bad:
+        return "The model's weights are still finite."
+    return (
+        f"The model's weights are now non-finite ({len(bad)} of {len(tensors)} parameter "
+        f"tensors hold NaN or infinity): to keep finite ones, train with "
+        f"xnn.EarlyStopping(restore_best=True) (the best epoch's weights come back) or a "
+        f"checkpoint to resume from (ModelCheckpoint(save_last=True))."
+    )
+
+
 def count_batches(batches: Any) -> int | None:
     """Lightning's batch count (a number, ``inf`` or a list of them) as PyBlaze's ``int | None``."""
     total = sum(batches) if isinstance(batches, list) else batches
@@ -155,8 +170,8 @@ class Epochs:
             self.dispatch.stop(
                 CallbackException(
                     f"Stopping: the training loss became {micro[bad]} in epoch "
-                    f"{len(self.history)} (batch {bad + 1} of {len(micro)}). Pass "
-                    f"stop_on_nonfinite=False to train on."
+                    f"{len(self.history)} (batch {bad + 1} of {len(micro)}). "
+                    f"{_weights_state(self.model)} Pass stop_on_nonfinite=False to train on."
                 )
             )
             self.trainer.should_stop = True

@@ -31,6 +31,7 @@ from pyblaze_pl._lightning.epoch import Epochs, to_host
 from pyblaze_pl._lightning.hooks import Hooks
 from pyblaze_pl._lightning.interrupts import InterruptGuard, announce_termination
 from pyblaze_pl._lightning.module import TrainerContext, adapter_class
+from pyblaze_pl._lightning.optimizer_check import check_optimizers
 from pyblaze_pl._lightning.options import (
     CLIP_KEYS,
     RUNNERS,
@@ -250,6 +251,7 @@ class Run(Epochs):
                 hooks.state_key,
                 self.pl.__version__ if compat.restarts_epochs(self.trainer) else None,
             )
+            check_optimizers(checkpoint, self.optimizers, str(ckpt_path))
         start = time.monotonic()
         try:
             self._fit(train_data, val_data, ckpt_path)
