@@ -118,7 +118,9 @@ class Epochs:
         }
 
     def _append(self, micro: list[float], values: dict[str, float]) -> None:
-        record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
+        # PyBlaze's train_loss is the mean of the returned losses, whatever the module logs under
+        # that name (a step-only ``self.log("train_loss", loss)`` holds the last batch's value).
+        record = {**values, "micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro)}
         self.history._metrics.append(record)
         summary = Evaluation({k: v for k, v in record.items() if k != "micro_train_loss"})
         with self.pyblaze_mode():
