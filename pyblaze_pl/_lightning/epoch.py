@@ -149,7 +149,11 @@ class Epochs:
         }
 
     def _append(self, micro: list[float], values: dict[str, float]) -> None:
-        record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro), **values}
+        # PyBlaze's train_loss is the mean of the returned losses, whatever the module logs under
+        # that name (a step-only ``self.log("train_loss", loss)`` holds the last batch's value).
+        own = ("micro_train_loss", "train_loss")
+        record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro)}
+        record.update((k, v) for k, v in values.items() if k not in own)
         for name, batches in self.engine.epoch_values().items():  # PyBlaze 2.x: batch_<name>
             record[f"batch_{name}"] = batches
             record[name] = math.fsum(batches) / len(batches)

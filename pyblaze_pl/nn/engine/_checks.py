@@ -239,12 +239,19 @@ def check_own_steps_call(engine: Engine, kwargs: Mapping[str, Any], validates: b
     a ``validation_step`` (Lightning would skip the validation loop, and every ``val_*`` value)."""
     name = type(engine.model).__name__
     if kwargs:
-        own = fit_arguments(engine)
+        # The engine's own ``train`` only: it takes no engine keywords (``optimizer=``, ``loss=``)
+        # and passes nothing on to SupervisedEngine.train, so those are not accepted here.
+        method = type(engine).train
+        own = [
+            p.name
+            for p in inspect.signature(method).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
         received = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
         hints = [
             f"Did you mean `{close}` instead of `{key}`?"
             for key in kwargs
-            if (close := suggest(key, own)) is not None
+            if (close := suggest(key, own)) is not None and close != key
         ]
         hints += [f"`{key}`: {_PLACES[key]}." for key in kwargs if key in _PLACES]
         engine_keys = [k for k in kwargs if k in ("optimizer", "loss")]

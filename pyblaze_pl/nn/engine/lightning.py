@@ -23,7 +23,7 @@ class LightningEngine(SupervisedEngine):
     ``__engine__``.
 
     History holds ``micro_train_loss`` (the losses ``training_step`` returns), ``train_loss``
-    (their per-epoch mean, unless the module logs a ``train_loss`` of its own), every
+    (their per-epoch mean, whatever the module logs under that name), every
     epoch-level value the module logs (``self.log``) and ``val_<name>`` for ``metrics``.
 
     Example:
