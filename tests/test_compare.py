@@ -485,3 +485,27 @@ def test_compare_and_testing_are_in_no_import_cycle():
         return False
 
     assert [m for m in ours if reaches(m, m)] == []
+
+
+def test_history_keys_only_pyblaze_pl_records_and_unvalidated_epochs_are_no_difference():
+    from pyblaze_pl.compare._values import _compare_history
+
+    theirs = {
+        "train_loss": [1.0, 0.9, 0.8],
+        "val_loss": [1.1, 0.95],
+        "em_distance": [0.1, 0.2, 0.3],
+    }
+    ours = {**theirs, "val_loss": [1.1, float("nan"), 0.95], "micro_train_loss": [1.0] * 6}
+    findings = _compare_history(theirs, ours, 1e-5, 1e-8, "", ("PyBlaze", "pyblaze_pl"))
+    assert [(f.name, f.problem, f.first) for f in findings] == [
+        ("train_loss", None, None),
+        ("val_loss", None, None),
+        ("em_distance", None, None),
+    ]
+    ours["val_loss"] = [1.1, float("nan"), 0.5]  # a real difference is still found
+    (val,) = [f for f in _compare_history(theirs, ours, 1e-5, 1e-8, "", ("PyBlaze", "pyblaze_pl"))
+              if f.name == "val_loss"]  # fmt: skip
+    assert val.first is not None
+    del ours["em_distance"]  # a key PyBlaze records and pyblaze_pl does not: a difference
+    missing = _compare_history(theirs, ours, 1e-5, 1e-8, "", ("PyBlaze", "pyblaze_pl"))
+    assert ("em_distance", "only in PyBlaze") in [(f.name, f.problem) for f in missing]
