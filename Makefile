@@ -1,7 +1,7 @@
 # Every target creates .venv (with pip) when it is missing and installs the package with the
 # dev extra; the install is redone when pyproject.toml changes. `make test` also installs
-# PyBlaze 2.3.2, test-only, for tests/test_parity_pyblaze.py (skipped if it cannot be imported,
-# except under CI, where a missing PyBlaze fails the run).
+# PyBlaze 2.3.2, test-only, for tests/test_parity_pyblaze.py and tests/test_compare.py (skipped
+# if it cannot be imported, except under CI, where a missing PyBlaze fails the run).
 # `make test-oldest` runs the suite in a second venv, .venv-oldest, on exactly the floors of
 # pyproject.toml (constraints/oldest.txt), with the oldest supported Python when there is one.
 PYTHON ?= python3

@@ -165,7 +165,7 @@ class PyBlazePL(Contender):
         estimator.__engine__ = self.xnn.SupervisedEngine
         return estimator()
 
-    runner = "auto"  # the lean runner for these calls
+    runner = "auto"  # the Fabric runner for these calls
 
     def fit(self, model: nn.Module, loader: DataLoader, epochs: int, device: str) -> None:
         model.fit(
@@ -205,7 +205,7 @@ class FabricPrototype(Contender):
     def __init__(self) -> None:
         from lightning_fabric import Fabric
 
-        from pyblaze_pl.nn.engine._devices import DeviceConfig, fast_cuda_checks
+        from pyblaze_pl._lightning.devices import DeviceConfig, fast_cuda_checks
 
         self.fabric_class = Fabric
         self.fast_cuda_checks = fast_cuda_checks

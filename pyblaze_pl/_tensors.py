@@ -25,3 +25,13 @@ def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(map_tensors(v, fn) for v in value)
     return value
+
+
+def wide_float(device: torch.device) -> torch.dtype:
+    """float64 for sums and ratios, float32 where the device has no float64 (Apple MPS).
+
+    Example:
+        >>> wide_float(torch.device("cpu"))
+        torch.float64
+    """
+    return torch.float32 if device.type == "mps" else torch.float64

@@ -1,27 +1,34 @@
-"""Assertions for tests that prove a migration: histories and models compared value by value.
+"""Assertions for tests that prove a migration: histories and models compared value by value,
+and whole PyBlaze code run under both libraries (:func:`compare_with_pyblaze`).
 
-Both raise an :class:`AssertionError` whose message says which key, which epoch, batch,
+They raise an :class:`AssertionError` whose message says which key, which epoch, batch,
 parameter or element differs, both values and the difference. NaN equals NaN.
 
 Example:
     >>> from pyblaze_pl.testing import assert_histories_close, assert_models_close
     >>> assert_histories_close(new_history, {"train_loss": [0.9, 0.5]})  # doctest: +SKIP
     >>> assert_models_close(new_model, old_model.state_dict())  # doctest: +SKIP
+    >>> compare_with_pyblaze(lambda nn: nn.MLEEngine(make_model()).train(...))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from pyblaze_pl.compare import _pyblaze
+from pyblaze_pl.compare._values import compare, normalize
 from pyblaze_pl.nn.results import History
 
-__all__ = ["assert_histories_close", "assert_models_close"]
+__all__ = ["assert_histories_close", "assert_models_close", "compare_with_pyblaze"]
 
 _SHOWN = 10  # mismatches listed in a message; the rest are counted
 
@@ -149,7 +156,81 @@ def assert_models_close(
         )
 
 
+def compare_with_pyblaze(
+    fn: Callable[[ModuleType], Any],
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    seed: int = 0,
+) -> None:
+    """Runs ``fn(nn)`` once with PyBlaze's ``pyblaze.nn`` and once with ``pyblaze_pl.nn``, each
+    after seeding ``random``, NumPy and torch with ``seed``, and asserts that both return the
+    same values.
+
+    ``fn`` returns Histories, Evaluations (PyBlaze 2.x: a ``dict``), tensors, numbers and modules
+    (compared by their state dicts), alone or in tuples, lists and dicts. PyBlaze 2.x History keys
+    get pyblaze_pl's names (``batch_loss`` -> ``micro_train_loss``, ``loss`` -> ``train_loss``).
+    A value ``a`` of pyblaze_pl is close to PyBlaze's ``e`` if ``|a - e| <= atol + rtol * |e|``;
+    NaN equals NaN. While ``fn`` runs with PyBlaze, ``torch.utils.data.Dataset`` has PyBlaze's
+    ``loader``/``random_split``/``split`` (``random_split(seed=None)`` drawing its seed from
+    NumPy's global generator, as pyblaze_pl's, where PyBlaze used fresh OS entropy); afterwards,
+    whatever happens, it has what it had before.
+
+    PyBlaze 2.3.2 is a test-only dependency: ``pip install --no-deps pyblaze==2.3.2``.
+
+    Args:
+        fn: Builds, trains and evaluates with the given ``nn`` module (its metrics are in
+            ``nn.functional``); called twice.
+        rtol: Relative tolerance.
+        atol: Absolute tolerance.
+        seed: The seed set before each call.
+
+    Raises:
+        AssertionError: Naming each differing value: the History key and epoch (batch for
+            ``micro_train_loss``), the metric, or the parameter and element, with both values.
+        ModuleNotFoundError: If PyBlaze is not installed (with the install line).
+        ValueError: If ``rtol`` or ``atol`` is negative.
+
+    Example:
+        >>> def train(nn):
+        ...     model = torch.nn.Linear(4, 1)
+        ...     history = nn.MLEEngine(model).train(
+        ...         loader, epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        ...         loss=torch.nn.MSELoss(), gpu=False)
+        ...     return history, model
+        >>> compare_with_pyblaze(train)  # doctest: +SKIP
+    """
+    import pyblaze_pl.nn as ours
+
+    if not (rtol >= 0 and atol >= 0):
+        raise ValueError(f"Expected rtol >= 0 and atol >= 0. Received: rtol={rtol}, atol={atol}.")
+    before = {name: Dataset.__dict__.get(name) for name in _pyblaze.HELPERS}
+    try:
+        theirs, helpers = _pyblaze.import_pyblaze()
+        _pyblaze.set_helpers(helpers)
+        expected = normalize(_seeded(fn, theirs, seed))
+        _pyblaze.set_helpers(before)
+        actual = normalize(_seeded(fn, ours, seed))
+    finally:
+        _pyblaze.set_helpers(before)
+    findings = compare(expected, actual, rtol, atol)
+    bad = [f.describe() for f in findings if not f.ok]
+    if bad:
+        raise AssertionError(
+            f"pyblaze_pl differs from PyBlaze (the reference; rtol={rtol}, atol={atol}; epochs, "
+            f"batches and elements count from 0) in {len(bad)} of {len(findings)} compared "
+            f"keys, metrics, parameters and tensors:\n" + _listing(bad)
+        )
+
+
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _seeded(fn: Callable[[ModuleType], Any], module: ModuleType, seed: int) -> Any:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return fn(module)
 
 
 def _history_values(history: object, side: str) -> dict[str, list[float]]:

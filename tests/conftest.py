@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -52,7 +54,7 @@ def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
 
 
-# Modules whose every test runs on both runners (runner='auto' picks the lean runner for most of
+# Modules whose every test runs on both runners (runner='auto' picks the Fabric runner for most of
 # their calls; PYBLAZE_PL_RUNNER forces one).
 BOTH_RUNNERS = {
     "test_engine",
@@ -60,6 +62,8 @@ BOTH_RUNNERS = {
     "test_streaming_metrics",
     "test_reliability",
     "test_parity_pyblaze",
+    "test_parity_generative",
+    "test_parity_calls",
     "test_compat",
     "test_syncs",
 }
@@ -75,4 +79,27 @@ def pyblaze_runner(request, monkeypatch):
 
 def pytest_generate_tests(metafunc):
     if metafunc.module.__name__ in BOTH_RUNNERS:
-        metafunc.parametrize("pyblaze_runner", ["trainer", "lean"], indirect=True)
+        metafunc.parametrize("pyblaze_runner", ["trainer", "fabric"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def notebook_kernel(tmp_path_factory):
+    """One Jupyter kernel for every notebook test (starting one takes seconds): a
+    ``(KernelManager, KernelClient)`` pair. The kernel runs this interpreter with this checkout
+    first on its path (so it imports the code under test), in a temporary folder, with Jupyter's
+    own matplotlib backend (inline) whatever MPLBACKEND the test run sets."""
+    from jupyter_client import KernelManager
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    manager = KernelManager(kernel_name="python3")  # "python" in its command: sys.executable
+    manager.start_kernel(env=env, cwd=str(tmp_path_factory.mktemp("kernel")))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

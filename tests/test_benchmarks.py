@@ -32,5 +32,5 @@ def test_benchmark_suite_quick_run(tmp_path):
     text = output.read_text()
     for heading in ("## Workload (a)", "## Workload (b)", "## Workload (c)"):
         assert heading in text
-    assert "| pyblaze_pl `fit` (runner='auto': the lean runner) |" in text
+    assert "| pyblaze_pl `fit` (runner='auto': on Lightning Fabric) |" in text
     assert "| pyblaze_pl `fit`, runner='trainer' |" in text

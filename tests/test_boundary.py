@@ -48,6 +48,95 @@ def test_the_import_check_finds_lightning_imports(tmp_path):
     assert lightning_imports(source) == ["lightning.pytorch", "pytorch_lightning"]
 
 
+def import_graph() -> dict[str, set[str]]:
+    """The package's modules -> the package modules each imports at run time (function-level
+    imports included; ``if TYPE_CHECKING:`` blocks are not run-time imports)."""
+
+    def name_of(path: pathlib.Path) -> str:
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(path): path for path in PACKAGE.rglob("*.py")}
+
+    def imported(path: pathlib.Path, name: str) -> set[str]:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+
+        def visit(node: ast.AST) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                    continue
+                if isinstance(child, ast.Import):
+                    found.update(alias.name for alias in child.names)
+                elif isinstance(child, ast.ImportFrom):
+                    base = child.module or ""
+                    if child.level:
+                        parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                        base = ".".join(parts + ([child.module] if child.module else []))
+                    for alias in child.names:
+                        full = f"{base}.{alias.name}"
+                        found.add(full if full in modules else base)
+                visit(child)
+
+        visit(ast.parse(path.read_text()))
+        return {m for m in found if m in modules and m != name}
+
+    return {name: imported(path, name) for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: its strongly connected components of two or more."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_engines_reach_the_boundary_through_one_entry():
+    graph = import_graph()
+    engines = {name: deps for name, deps in graph.items() if name.startswith("pyblaze_pl.nn")}
+    reached = {dep for deps in engines.values() for dep in deps if "_lightning" in dep}
+    # nn/_streaming.py wraps torchmetrics internals through compat (loaded on first metric use)
+    assert reached <= {"pyblaze_pl._lightning", "pyblaze_pl._lightning.compat"}
+    boundary = {name: deps for name, deps in graph.items() if "_lightning" in name}
+    assert not any(
+        dep.startswith("pyblaze_pl.nn.engine") for deps in boundary.values() for dep in deps
+    )
+
+
 def test_importing_the_api_does_not_load_the_trainer():
     code = (
         "import sys, pyblaze_pl.nn; print(sorted(m for m in sys.modules if m.split('.')[0] in %r))"
@@ -240,3 +329,12 @@ def test_unregistered_optimizers_are_unscaled_under_16_mixed():
     torch.testing.assert_close(own.state_dict(), passed.state_dict())
     change = (own.weight - before["weight"]).abs().max().item()
     assert 1e-3 < change < 1.0  # trained, and not by 65536x-scaled gradients
+
+
+def test_no_module_grows_past_about_400_lines():
+    """Modules stay readable in one sitting: about 400 lines at most (420 allowed)."""
+    lengths = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert {name: n for name, n in lengths.items() if n > 420} == {}

@@ -127,15 +127,39 @@ def test_mle_engine_loss_receives_inputs() -> None:
     assert_models_close(model, reference, rtol=0, atol=1e-6)
 
 
-def test_mle_engine_validation_needs_two_loss_inputs(net: Net) -> None:
-    engine = xnn.MLEEngine(net, uses_data_input=True)  # loss(y_pred, y, x): three inputs
+def test_mle_engine_validation_with_all_loss_inputs(net: Net) -> None:
+    # uses_data_input: metrics and val_loss get every loss input, loss(y_pred, y, x), as 2.x
+    engine = xnn.MLEEngine(net, uses_data_input=True)
     loader = make_loader(make_dataset(32), 16)
     three = lambda y_pred, y, x: nn.functional.cross_entropy(y_pred, y)  # noqa: E731
     optimizer = optim.SGD(net.parameters(), lr=0.1)
-    history = engine.train(loader, epochs=1, optimizer=optimizer, loss=three, gpu=False)
+    history = engine.train(
+        loader, val_data=loader, epochs=1, optimizer=optimizer, loss=three, gpu=False
+    )
     assert len(history.micro_train_loss) == 2  # training works with any number of inputs
-    with pytest.raises(ValueError, match=r"Expected two loss inputs .* Received: 3"):
+    x, y = make_dataset(32).tensors
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(net(x), y).item()
+    assert history.val_loss == pytest.approx([expected], abs=1e-6)
+    evaluation = engine.evaluate(loader, metrics={"loss": three}, gpu=False)
+    assert evaluation.loss == pytest.approx(expected, abs=1e-6)
+
+
+def test_mle_engine_validation_needs_two_loss_inputs_without_inputs(net: Net) -> None:
+    engine = xnn.MLEEngine(Triple(net))  # (y_pred, y_pred, y_pred) + y: four loss inputs
+    loader = make_loader(make_dataset(32), 16)
+    with pytest.raises(ValueError, match=r"Expected two loss inputs .* Received: 4"):
         engine.evaluate(loader, metrics={"accuracy": X.accuracy}, gpu=False)
+
+
+class Triple(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net(x)
+        return out, out, out
 
 
 def test_mle_engine_errors(net: Net) -> None:
@@ -143,15 +167,14 @@ def test_mle_engine_errors(net: Net) -> None:
         xnn.MLEEngine(net, expects_data_target=1)
     engine = xnn.MLEEngine(net)
     loader = make_loader(make_dataset(32), 16)
-    with pytest.raises(
-        TypeError,
-        match=r"iterations=3\. Instead, pass trainer_kwargs=\{'limit_val_batches': n\}\.$",
-    ):
-        engine.evaluate(loader, iterations=3)
-    with pytest.raises(
-        TypeError, match=r"Instead, pass trainer_kwargs=\{'limit_predict_batches': n\}\.$"
-    ):
-        engine.predict(loader, iterations=3)
+    # PyBlaze 2.x's iterations=k: the first k batches
+    assert engine.predict(loader, iterations=1, gpu=False).shape == (16, 3)
+    evaluation = engine.evaluate(loader, metrics={"accuracy": X.accuracy}, iterations=1)
+    x, y = make_dataset(32).tensors
+    with torch.no_grad():
+        assert evaluation.accuracy == pytest.approx(X.accuracy(net(x[:16]), y[:16]).item())
+    with pytest.raises(ValueError, match=r"Expected iterations to be an int >= 1\. Received: 0"):
+        engine.predict(loader, iterations=0)
     inputs_only = make_loader(TensorDataset(make_dataset(32).tensors[0]), 16)
     with pytest.raises(ValueError, match=r"batches \(x, y\) .* Received: list of length 1\. "):
         engine.evaluate(inputs_only, metrics={"accuracy": X.accuracy}, gpu=False)
@@ -296,10 +319,8 @@ def test_eval_prefixed_kwargs_that_eval_batch_rejects_fail_before_training(net: 
 @pytest.mark.parametrize(
     ("option", "replacement"),
     [
-        ("eval_every", "pass trainer_kwargs={'check_val_every_n_epoch': n} (Lightning"),
         ("eval_train", "call model.evaluate(train_loader, metrics=...) after fit"),
         ("eval_val", "drop the argument (pyblaze_pl records val_loss whenever"),
-        ("val_iterations", "pass trainer_kwargs={'limit_val_batches': n}."),
     ],
 )
 def test_pyblaze_loop_options_name_their_replacement(net: Net, option: str, replacement: str):
@@ -367,10 +388,13 @@ def test_parameter_scheduler_rejects_the_pyblaze_2_form() -> None:
     xnn.ParameterScheduler(torch.tensor(1.0), lambda value, epoch, factor=0.5: value * factor)
 
 
-def test_iterations_is_rejected_with_the_lightning_option():
+def test_iterations_takes_the_first_batches_on_every_engine():
     model = Net()
-    with pytest.raises(TypeError, match=r"iterations=5.*limit_predict_batches"):
-        model.predict(make_loader(make_dataset(8), 4), iterations=5)
-    with pytest.raises(TypeError, match=r"iterations=5.*limit_val_batches"):
-        model.evaluate(make_loader(make_dataset(8), 4), iterations=5)
+    loader = make_loader(make_dataset(16), 4)
+    assert model.predict(loader, iterations=3, gpu=False).shape == (12, 3)
+    counted = model.evaluate(loader, metrics={"n": lambda p, t: torch.tensor(float(len(t)))},
+                             iterations=2, gpu=False)  # fmt: skip
+    assert counted["n"] == 8
+    with pytest.raises(ValueError, match=r"iterations to be an int >= 1\. Received: 0"):
+        model.predict(loader, iterations=0)
     assert isinstance(model.engine, xnn.SupervisedEngine)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pyblaze_pl.nn.engine._devices import DeviceConfig, resolve_gpu
+from pyblaze_pl._lightning.devices import DeviceConfig, resolve_gpu
 
 GIB = 2**30
 
@@ -88,7 +88,7 @@ def test_trainer_kwargs():
 def test_nvml_check_is_lifted_only_for_cpu_runs_without_gpus(gpus, monkeypatch):
     import os
 
-    from pyblaze_pl.nn.engine._devices import fast_cuda_checks
+    from pyblaze_pl._lightning.devices import fast_cuda_checks
 
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     gpus()

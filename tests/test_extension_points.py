@@ -101,7 +101,7 @@ def recorder(training_base: type, prediction_base: type, model: nn.Module, probe
     return Recorder()
 
 
-@pytest.mark.parametrize("runner", ["trainer", "lean"])
+@pytest.mark.parametrize("runner", ["trainer", "fabric"])
 @pytest.mark.parametrize("with_val", [True, False])
 def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val, runner):
     probe = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
@@ -130,7 +130,7 @@ def test_model_mode_at_every_hook_matches_pyblaze(pnn, with_val, runner):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("runner", ["trainer", "lean"])
+@pytest.mark.parametrize("runner", ["trainer", "fabric"])
 def test_model_mode_keeps_a_frozen_submodule_in_eval_mode(runner):
     model = bn_net()
     model.layers[1].eval()  # frozen by the user; Lightning keeps it so during training
@@ -529,7 +529,7 @@ def test_v1_values_meaning_as_before_are_accepted(net):
 
 
 def test_gpu_none_keeps_the_model_where_it_is():
-    from pyblaze_pl.nn.engine._devices import resolve_gpu
+    from pyblaze_pl._lightning.devices import resolve_gpu
 
     assert resolve_gpu(None, nn.Linear(2, 2)).as_trainer_kwargs() == {
         "accelerator": "cpu", "devices": 1, "strategy": "auto",
@@ -540,13 +540,23 @@ def test_gpu_none_keeps_the_model_where_it_is():
         assert resolve_gpu(None, model).devices == [index]
 
 
-def test_eval_every_message_names_limit_train_batches(net):
-    loader = make_loader(make_dataset(16))
-    with pytest.raises(TypeError, match=r"check_val_every_n_epoch.*limit_train_batches"):
-        net.fit(
-            loader, epochs=1, eval_every=5, gpu=False,
-            optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),
-        )  # fmt: skip
+@pytest.mark.parametrize("runner", ["trainer", "fabric"])
+def test_eval_every_and_val_iterations_work_on_every_engine(net, runner):
+    loader = make_loader(make_dataset(16), 4)
+    seen = []
+
+    class Count(xnn.PredictionCallback):
+        def before_predictions(self, model, num_iterations):
+            seen.append(num_iterations)
+
+    history = net.fit(
+        loader, val_data=loader, epochs=4, eval_every=2, val_iterations=3, gpu=False,
+        optimizer=optim.SGD(net.parameters(), lr=0.1), loss=nn.CrossEntropyLoss(),
+        callbacks=[Count()], runner=runner,
+    )  # fmt: skip
+    # PyBlaze 2.x: validation after epochs 1, 3 and 4 (0, n, 2n, ... and the last), 3 batches
+    assert [v == v for v in history.val_loss] == [True, False, True, True]
+    assert seen == [3, 3, 3]
 
 
 # --- 3. several losses per batch, collate_losses ------------------------------------------------

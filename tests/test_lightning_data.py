@@ -8,6 +8,7 @@ import copy
 import importlib
 import io
 import math
+import re
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import pyblaze_pl.nn as xnn
 import pyblaze_pl.nn.functional as X
-from pyblaze_pl.nn.callbacks.progress import _ProgressBar
+from pyblaze_pl.nn.callbacks._live import ProgressBar
 
 
 @pytest.fixture(params=["pytorch_lightning", "lightning.pytorch"])
@@ -225,7 +226,8 @@ def test_progress_loggers_without_a_total(tmp_path):
         callbacks=[xnn.BatchProgressLogger(file=terminal)],
     )
     text = terminal.getvalue()
-    assert text.startswith("Epoch 1/1:\n\x1b[2K [0 done] [Elapsed ")
+    assert text.startswith("Epoch 1/1:\n\x1b[2K [0 batches] [Elapsed ")
+    assert "validating 0/None" not in text and "validating 0 " in text
     assert f"val_loss: {history.val_loss[0]:.5f}" in text
     predictions = Terminal()
     output = model.predict(
@@ -233,23 +235,26 @@ def test_progress_loggers_without_a_total(tmp_path):
         callbacks=[xnn.PredictionProgressLogger(file=predictions)],
     )
     assert output.shape == (20, 3)
-    assert predictions.getvalue().startswith("\x1b[2K [0 done] [Elapsed ")
+    drawn = predictions.getvalue()
+    assert drawn.startswith("\x1b[2K [0 batches] [Elapsed ")
+    # the count reaches the 3 batches before the summary, however fast they ran
+    last = r"\[3 batches\] \d+\.\d\d batches/s \[Elapsed \S+\]\r\x1b\[2K \[Elapsed "
+    assert re.search(last, drawn), drawn
 
 
 def test_progress_bar_without_a_total_counts_steps():
     terminal = Terminal()
-    bar = _ProgressBar(None, terminal)
+    bar = ProgressBar(None, terminal)
     for _ in range(3):
         bar._drawn_at = -1.0  # draw every step
         bar.step()
     bar.finish({"a": 1.0})
     lines = terminal.getvalue().split("\r")
-    assert [line.split(" [Elapsed")[0] for line in lines[:4]] == [
-        "\x1b[2K [0 done]",
-        "\x1b[2K [1 done]",
-        "\x1b[2K [2 done]",
-        "\x1b[2K [3 done]",
-    ]
+    # a running count of batches and their rate, as tqdm shows
+    assert lines[0].startswith("\x1b[2K [0 batches] [Elapsed ")
+    for i, line in enumerate(lines[1:4], 1):
+        noun = "batch" if i == 1 else "batches"
+        assert re.match(rf"\x1b\[2K \[{i} {noun}\] \d+\.\d\d batches/s \[Elapsed ", line), line
     assert lines[4].startswith("\x1b[2K [Elapsed 0:00:0") and lines[4].endswith("a: 1.00000\n")
 
 

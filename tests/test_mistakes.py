@@ -356,6 +356,20 @@ def test_lightning_module_fit_keywords_are_checked(kwargs, message):
     torch.testing.assert_close(model.state_dict(), before)
 
 
+@pytest.mark.parametrize("keyword", ["optimizer", "loss"])
+def test_lightning_module_engine_keyword_is_not_both_accepted_and_unknown(keyword):
+    # Issue 22.7: the message listed `optimizer` as accepted, then asked "Did you mean
+    # `optimizer` instead of `optimizer`?".
+    with pytest.raises(TypeError) as info:
+        _lit().fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, **{keyword: 0.1})
+    message = str(info.value)
+    accepted = message.split("accepts: ", 1)[1].split(". Received", 1)[0].split(", ")
+    assert keyword not in accepted
+    assert "epochs" in accepted and "trainer_kwargs" in accepted
+    assert f"instead of `{keyword}`" not in message
+    assert "set `__engine__ = xnn.SupervisedEngine`" in message
+
+
 def test_lightning_module_without_validation_step_refuses_val_data():
     import pytorch_lightning as pl
 
@@ -386,7 +400,7 @@ def test_runner_is_accepted_by_lightning_module_estimators():
     model = _lit()
     history = model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="trainer")
     assert len(history) == 1
-    with pytest.raises(ValueError, match=r"lean runner.*a LightningModule trained by its own"):
+    with pytest.raises(ValueError, match=r"Fabric runner.*a LightningModule trained by its own"):
         model.fit(make_loader(make_dataset(16), 8), epochs=1, gpu=False, runner="lean")
 
 

@@ -14,7 +14,9 @@ from conftest import make_dataset, make_loader
 from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
-from pyblaze_pl.nn.callbacks.progress import _fit as fit_line
+from pyblaze_pl.nn.callbacks import _live
+from pyblaze_pl.nn.callbacks._live import _fit as fit_line
+from pyblaze_pl.nn.callbacks._live import live_mode
 from pyblaze_pl.nn.callbacks.progress import format_summary
 
 
@@ -232,3 +234,66 @@ def test_ctrl_c_message_starts_on_its_own_line(net, monkeypatch, columns):
     message = next(line for line in lines if "Training interrupted" in line)
     assert message.startswith("Training interrupted (KeyboardInterrupt) in epoch 1")
     assert lines[lines.index(message) - 1].endswith("\r")  # the bar's line, ended
+
+
+# in a Jupyter notebook
+
+
+class KernelStream(io.StringIO):
+    """Stands for ipykernel's OutStream, which is sys.stdout inside a notebook."""
+
+
+KernelStream.__module__ = "ipykernel.iostream"
+
+
+def rendered(text: str) -> str:
+    """What a notebook shows: a carriage return writes what follows over the line's start
+    (trailing blanks, invisible, left out)."""
+    lines = []
+    for line in text.split("\n"):
+        shown: list[str] = []
+        for part in line.split("\r"):
+            shown[: len(part)] = part
+        lines.append("".join(shown).rstrip())
+    return "\n".join(lines)
+
+
+def test_live_mode_by_stream(tmp_path):
+    closed = open(tmp_path / "log.txt", "w")  # noqa: SIM115
+    closed.close()
+    modes = [live_mode(s) for s in (KernelStream(), Terminal(), io.StringIO(), closed)]
+    assert modes == ["notebook", "terminal", None, None]
+
+
+def test_live_bar_in_a_notebook(net, monkeypatch):
+    monkeypatch.setattr(_live, "_REDRAW_SECONDS", 0.0)  # every step drawn
+    stream = KernelStream()
+    history = fit(net, [xnn.BatchProgressLogger(file=stream)], epochs=1)
+    text = stream.getvalue()
+    assert "\x1b" not in text  # Jupyter reads carriage returns, not terminal codes
+    frames = [f for f in re.split(r"[\r\n]", text) if f.strip()]
+    percents = [m for f in frames for m in re.findall(r"\((\d+\.\d)%\) ETA", f)]
+    assert percents[:4] == ["0.0", "33.3", "66.7", "100.0"]
+    assert any("(100.0%) validating 2/2 [Elapsed" in f for f in frames)
+    assert all(len(f) < 80 for f in frames)
+    # Once done, the notebook shows PyBlaze's log and nothing of the bar (no leftovers).
+    assert steady(rendered(text)) == (
+        f"Epoch 1/1:\n [Elapsed T] train_loss: {history.train_loss[0]:.5f}, "
+        f"val_loss: {history.val_loss[0]:.5f}\n"
+    )
+
+
+def test_notebook_redraws_are_rate_limited_and_cover_longer_lines(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(_live.time, "monotonic", lambda: now[0])
+    stream = KernelStream()
+    bar = _live.ProgressBar(100, stream)
+    for _ in range(100):  # 100 steps in one second
+        now[0] += 0.01
+        bar.step()
+    draws = stream.getvalue().count("\r")
+    assert 10 <= draws <= 12  # the first, about every 0.1 s, and the last step
+    bar.show("validating 1/1000000", force=True)
+    bar.show(None, force=True)  # a shorter line is padded over the longer one
+    last = rendered(stream.getvalue())
+    assert last == " [==============================] (100.0%) ETA 0:00:00 [Elapsed 0:00:01]"

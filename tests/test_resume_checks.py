@@ -94,25 +94,45 @@ def test_weights_only_checkpoints_and_optimizer_counts_are_named(params):
         check_optimizers(states(sgd, sgd), "two.ckpt", [sgd])
 
 
-@pytest.mark.xfail(reason="needs run wiring", strict=True)
-def test_resuming_with_another_optimizer_is_refused_before_loading(tmp_path):
-    def fit(net, optimizer, **kwargs):
-        return net.fit(
-            make_loader(make_dataset(32), 16),
-            epochs=1,
-            optimizer=optimizer,
-            loss=nn.CrossEntropyLoss(),
-            gpu=False,
-            **kwargs,
-        )
+def fit(net, optimizer, **kwargs):
+    return net.fit(
+        make_loader(make_dataset(32), 16),
+        epochs=1,
+        optimizer=optimizer,
+        loss=nn.CrossEntropyLoss(),
+        gpu=False,
+        **kwargs,
+    )
 
+
+def written_checkpoint(folder, **options) -> str:
     torch.manual_seed(0)
     written = Net()
-    fit(written, optim.SGD(written.parameters(), lr=0.1), callbacks=[ModelCheckpoint(tmp_path)])
-    (path,) = tmp_path.glob("*.ckpt")
+    fit(
+        written,
+        optim.SGD(written.parameters(), lr=0.1),
+        callbacks=[ModelCheckpoint(folder, **options)],
+    )
+    (path,) = folder.glob("*.ckpt")
+    return path
+
+
+def test_resuming_with_another_optimizer_is_refused_before_loading(tmp_path):
+    path = written_checkpoint(tmp_path)
     net = Net()
     before = copy.deepcopy(net.state_dict())
-    with pytest.raises(ValueError, match=r"whose optimizer is of another class.*\(those of SGD\)"):
+    with pytest.raises(ValueError, match=r"(?i)nothing was loaded"):
         fit(net, optim.Adam(net.parameters()), ckpt_path=path)
+    for key, value in before.items():  # nothing was loaded
+        assert torch.equal(net.state_dict()[key], value)
+
+
+@pytest.mark.xfail(reason="needs run wiring: the run's check is not check_optimizers", strict=True)
+def test_resuming_from_a_weights_only_checkpoint_is_refused_before_loading(tmp_path):
+    path = written_checkpoint(tmp_path, save_weights_only=True)
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match=r"which holds no optimizer state: the weights only"):
+        fit(net, optim.SGD(net.parameters(), lr=0.1), ckpt_path=path)
     for key, value in before.items():  # nothing was loaded
         assert torch.equal(net.state_dict()[key], value)

@@ -35,7 +35,7 @@ def run(runner: str, engine: str = "supervised"):
 
 
 def test_both_runners_give_identical_results():
-    trainer, lean = run("trainer"), run("lean")
+    trainer, lean = run("trainer"), run("fabric")
     assert trainer[0].to_dict() == lean[0].to_dict()
     for key, value in trainer[1].items():
         assert torch.equal(value, lean[1][key]), key
@@ -63,20 +63,24 @@ def test_auto_uses_the_lean_runner_only_without_trainer_features(net, monkeypatc
     net.fit(loader, epochs=1, gpu=False, trainer_kwargs={"limit_train_batches": 1}, **kwargs)
     net.fit(loader, epochs=1, gpu=False, callbacks=[ModelCheckpoint(dirpath=None)], **kwargs)
     net.fit(loader, epochs=1, gpu=False, runner="trainer", **kwargs)
-    assert used == ["LeanTrainer", "Trainer", "Trainer", "Trainer"]
+    assert used == ["FabricLoop", "Trainer", "Trainer", "Trainer"]
 
 
 def test_lean_runner_refuses_calls_that_need_the_trainer(net):
     before = copy.deepcopy(net.state_dict())
-    with pytest.raises(ValueError, match=r"lean runner.*Received: trainer_kwargs\. Use runner="):
+    with pytest.raises(
+        ValueError, match=r"Fabric runner.*Received: trainer_kwargs other than precision\. Use"
+    ):
         net.fit(
             make_loader(make_dataset(16), 8),
             optimizer=optim.SGD(net.parameters(), lr=0.1),
             loss=nn.CrossEntropyLoss(),
-            trainer_kwargs={"precision": "bf16-mixed"},
-            runner="lean",
+            trainer_kwargs={"limit_train_batches": 1},
+            runner="fabric",
             gpu=False,
         )
-    with pytest.raises(ValueError, match=r"runner to be one of \('auto', 'trainer', 'lean'\)"):
+    with pytest.raises(
+        ValueError, match=r"runner to be one of \('auto', 'trainer', 'fabric', 'lean'\)"
+    ):
         net.predict(make_loader(make_dataset(16), 8), runner="fast")
     torch.testing.assert_close(net.state_dict(), before)

@@ -15,8 +15,8 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, TensorDataset
 
 import pyblaze_pl.nn as xnn
+from pyblaze_pl.nn._weights import load_weights
 from pyblaze_pl.nn.callbacks import base as callbacks_base
-from pyblaze_pl.nn.configurable import load_weights
 
 BATCHES = 4  # per epoch
 

@@ -14,6 +14,10 @@ from typing import Any
 
 from torch import nn
 from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+
+from pyblaze_pl._lightning.context import compiled_wrapper
+from pyblaze_pl._lightning.interrupts import Terminated
 
 
 def fit_options(trainer_fit: Callable[..., Any], ckpt_path: str | None) -> dict[str, Any]:
@@ -31,19 +35,41 @@ def fit_options(trainer_fit: Callable[..., Any], ckpt_path: str | None) -> dict[
 
 
 @contextmanager
-def interrupt_returns(trainer: Any) -> Iterator[None]:
-    """Lets a Trainer call that was interrupted by Ctrl-C return instead of exiting.
+def pyblaze_interrupts(trainer: Any, fit: bool) -> Iterator[None]:
+    """Ctrl-C and SIGTERM on the Trainer as on the Fabric runner: Ctrl-C ends ``fit``, which
+    returns, and raises ``KeyboardInterrupt`` from ``evaluate``/``predict``; SIGTERM ends the
+    process with status 143 (:class:`~.interrupts.Terminated`).
 
     After a ``KeyboardInterrupt``, Lightning runs ``on_exception`` hooks and tears down, then
-    calls ``sys.exit(1)`` (2.2 and later; earlier versions returned). There is no option to turn
-    the exit off, so the ``SystemExit`` is swallowed when, and only when, the Trainer reports
-    itself interrupted (its public ``interrupted`` flag). Checked on 2.4.0, 2.5.6 and 2.6.6.
+    calls ``sys.exit(1)``; after SIGTERM its loops raise ``SIGTERMException``, a ``SystemExit``
+    whose status is 0. There is no option to change either, so the ``SystemExit`` is replaced
+    when, and only when, the Trainer reports itself interrupted (its public ``interrupted`` and
+    ``received_sigterm``). Checked on 2.4.0, 2.5.6 and 2.6.6.
     """
     try:
         yield
-    except SystemExit:
+    except SystemExit as e:
+        if getattr(trainer, "received_sigterm", False):
+            raise Terminated(trainer.state.fn) from e
         if not trainer.interrupted:
             raise
+        if not fit:
+            raise KeyboardInterrupt from e
+    if getattr(trainer, "received_sigterm", False):  # it came during the last batch: no check
+        raise Terminated(trainer.state.fn)
+
+
+def shut_down_workers(loader: Any) -> None:
+    """Ends the worker processes of a DataLoader's kept iterator (``persistent_workers=True``),
+    as the Trainer does when a call ends (Lightning's ``_shutdown_workers_and_reset_iterator``,
+    written out so that the Fabric runner does not import the Trainer). torch keeps the iterator
+    in the private ``_iterator``; checked on torch 2.4 to 2.14."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is None:
+        return
+    if isinstance(iterator, _MultiProcessingDataLoaderIter):
+        iterator._shutdown_workers()
+    loader._iterator = None
 
 
 def restarts_epochs(trainer: Any) -> bool:
@@ -166,3 +192,27 @@ def predict_loader(data: Any, world_size: int) -> Any:
     """
     is_subclass = isinstance(data, DataLoader) and type(data) is not DataLoader
     return _Batches(data) if is_subclass and world_size == 1 else data
+
+
+@contextmanager
+def compiled_forward(model: nn.Module) -> Iterator[None]:
+    """Runs the body with ``model.forward`` compiled as the ``torch.compile`` wrapper the call was
+    reached through compiles it (Lightning's ``from_compiled`` does the same to a
+    LightningModule); the model's own ``forward`` comes back afterwards, and checkpoints keep the
+    model's own keys. Reads ``OptimizedModule``'s ``_orig_mod`` and ``dynamo_ctx``, as Lightning
+    does; checked on torch 2.4 to 2.14.
+    """
+    wrapper = compiled_wrapper()
+    if wrapper is None or getattr(wrapper, "_orig_mod", None) is not model:
+        yield
+        return
+    context = wrapper.dynamo_ctx
+    own = model.__dict__.get("forward")
+    model.forward = context(model.forward)
+    try:
+        yield
+    finally:
+        if own is None:
+            del model.forward
+        else:
+            model.forward = own

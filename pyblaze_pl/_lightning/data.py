@@ -9,7 +9,7 @@ at class hierarchies, so that the plain engine code may call them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -53,13 +53,22 @@ def overrides(obj: object, method: str) -> bool:
     return getattr(type(obj), method, None) is not getattr(base, method, None)
 
 
+def is_lightning_module(obj: object) -> bool:
+    """Whether ``obj`` is a LightningModule of either namespace (without importing Lightning).
+
+    Example:
+        >>> is_lightning_module(object())
+        False
+    """
+    return _base(obj, "LightningModule", _MODULES) is not None
+
+
 def own_step(engine: Any, method: str) -> bool:
     """Whether a call of ``engine`` runs its LightningModule's own ``method``
     (``validation_step``, ``predict_step``): for LightningModule estimators trained by their own
-    steps (:class:`~pyblaze_pl.nn.LightningEngine`) that define it."""
-    from pyblaze_pl.nn.engine.lightning import LightningEngine
-
-    return isinstance(engine, LightningEngine) and overrides(engine.model, method)
+    steps (engines with ``trains_itself``, :class:`~pyblaze_pl.nn.LightningEngine`) that define
+    it."""
+    return getattr(engine, "trains_itself", False) and overrides(engine.model, method)
 
 
 def provides_validation(data: object, val_data: object) -> bool:
@@ -99,7 +108,7 @@ def fit_sources(run: Any, train_data: Any, val_data: Any) -> tuple[Any, ...]:
     replaced by ``val_data``.
     """
     if not is_datamodule(train_data):
-        return (train_data, val_data)
+        return (one_iterable(train_data), one_iterable(val_data))
     if val_data is None:
         return (None, None, train_data)
     return (None, None, _with_val_data(run.pl, train_data, val_data))
@@ -148,11 +157,37 @@ def _with_val_data(pl: ModuleType, datamodule: Any, val_data: Iterable) -> Any:
     return _WithValData()
 
 
-def sources(data: Any) -> tuple[list[Any], dict[str, Any]]:
+def sources(data: Any, on_fabric: bool = False) -> tuple[list[Any], dict[str, Any]]:
     """The data arguments of ``Trainer.validate`` or ``Trainer.predict``: a loader goes as the
     ``dataloaders`` argument, a DataModule as ``datamodule=`` (its ``val_dataloader`` or
     ``predict_dataloader`` is used, after ``setup("validate")``/``setup("predict")``)."""
-    return ([], {"datamodule": data}) if is_datamodule(data) else ([data], {})
+    if on_fabric:
+        return [data], {}
+    return ([], {"datamodule": data}) if is_datamodule(data) else ([one_iterable(data)], {})
+
+
+class Batches:
+    """A list or tuple of batches as one iterable: Lightning reads a list as several loaders."""
+
+    def __init__(self, batches: list[Any] | tuple[Any, ...]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.batches)
+
+
+def one_iterable(data: Any) -> Any:
+    """``data`` as the Trainer reads one source of batches: a list or tuple of batches (as a
+    plain loop iterates it) is wrapped, anything else is kept.
+
+    Example:
+        >>> len(one_iterable([(1, 2), (3, 4)]))
+        2
+    """
+    return Batches(data) if isinstance(data, (list, tuple)) else data
 
 
 def check_datamodule(data: Any, method: str, call: str) -> None:
@@ -179,3 +214,25 @@ def resolve_ckpt_path(ckpt_path: str | os.PathLike | None) -> str | None:
     if isinstance(ckpt_path, str) and (ckpt_path in SPECIAL_CKPT):
         return ckpt_path
     return str(require_file(ckpt_path, "a Lightning checkpoint (ckpt_path)"))
+
+
+def first_batch(data: Any) -> Any:
+    """The first batch of ``data``, read without iterating it (an iteration draws a seed from the
+    global generator, starts worker processes and advances a loader's own generator): for a
+    DataLoader over a map-style data set with a batch size, its ``collate_fn`` of the first
+    samples; for a list or tuple of batches, the first. ``None`` where it cannot be read so (an
+    ``IterableDataset``, a custom batch sampler, another iterable): the check is skipped.
+    """
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(data, (list, tuple)):
+        return data[0] if data else None
+    if not isinstance(data, DataLoader) or isinstance(data.dataset, IterableDataset):
+        return None
+    if data.batch_size is None:
+        return None
+    try:
+        size = min(data.batch_size, len(data.dataset))  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return data.collate_fn([data.dataset[i] for i in range(size)])

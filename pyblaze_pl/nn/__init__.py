@@ -28,8 +28,36 @@ from pyblaze_pl.nn.callbacks import (
 from pyblaze_pl.nn.checkpoint import load_checkpoint_weights
 from pyblaze_pl.nn.configurable import Config, Configurable
 from pyblaze_pl.nn.data import TransformDataset, ZipDataLoader
-from pyblaze_pl.nn.engine import Engine, LightningEngine, MLEEngine, SupervisedEngine
+from pyblaze_pl.nn.engine import (
+    AutoencoderEngine,
+    Engine,
+    LightningEngine,
+    MLEEngine,
+    SupervisedEngine,
+    WGANEngine,
+)
 from pyblaze_pl.nn.estimator import Estimator
+from pyblaze_pl.nn.flows import (
+    MADE,
+    AffineCouplingTransform1d,
+    AffineTransform,
+    BatchNormTransform1d,
+    FlipTransform1d,
+    LeakyReLUTransform,
+    MaskedAutoregressiveTransform1d,
+    NormalizingFlow,
+    PlanarTransform,
+    PReLUTransform,
+    RadialTransform,
+)
+from pyblaze_pl.nn.losses_generative import (
+    GradientPenalty,
+    TransformedGmmLoss,
+    TransformedNormalLoss,
+    VAELoss,
+    WassersteinLossCritic,
+    WassersteinLossGenerator,
+)
 from pyblaze_pl.nn.modules import (
     LinearResidual,
     StackedLSTM,
@@ -45,7 +73,12 @@ BaseEngine = Engine  # PyBlaze v1's name of the engine base class
 __getattr__ = module_getattr(__name__, "xnn", NN_REMOVED)
 
 __all__ = [
+    "MADE",
+    "AffineCouplingTransform1d",
+    "AffineTransform",
+    "AutoencoderEngine",
     "BaseEngine",
+    "BatchNormTransform1d",
     "BatchProgressLogger",
     "CallbackException",
     "Config",
@@ -55,18 +88,26 @@ __all__ = [
     "EpochProgressLogger",
     "Estimator",
     "Evaluation",
+    "FlipTransform1d",
+    "GradientPenalty",
     "History",
     "LabeledNoiseDataset",
+    "LeakyReLUTransform",
     "LearningRateScheduler",
     "LightningEngine",
     "LinearResidual",
     "MLEEngine",
+    "MaskedAutoregressiveTransform1d",
     "ModelSaverCallback",
     "NeptuneTracker",
     "NoiseDataset",
+    "NormalizingFlow",
+    "PReLUTransform",
     "ParameterScheduler",
+    "PlanarTransform",
     "PredictionCallback",
     "PredictionProgressLogger",
+    "RadialTransform",
     "RemovedNameError",
     "SacredTracker",
     "StackedLSTM",
@@ -75,9 +116,15 @@ __all__ = [
     "TensorboardTracker",
     "TrainingCallback",
     "TransformDataset",
+    "TransformedGmmLoss",
+    "TransformedNormalLoss",
+    "VAELoss",
     "ValueTrainingCallback",
     "View",
+    "WGANEngine",
     "WandbTracker",
+    "WassersteinLossCritic",
+    "WassersteinLossGenerator",
     "WeightedBCELoss",
     "ZipDataLoader",
     "load_checkpoint_weights",

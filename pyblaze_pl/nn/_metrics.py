@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from pyblaze_pl.nn.engine._checks import metric_error
+from pyblaze_pl._errors import metric_error
 
 
 def to_metric(name: str, metric: object) -> Any:

@@ -36,16 +36,7 @@ class RemovedNameError(AttributeError):
     """
 
 
-def _copy_module(file: str, names: str) -> str:
-    return (
-        f"copy {names} from PyBlaze 2.3.2's pyblaze/nn/modules/{file} (MIT licence) into your "
-        f"project: a plain nn.Module that trains with xnn.MLEEngine unchanged (replace "
-        f"`import pyblaze.nn.functional as X` by `import pyblaze_pl.nn.functional as X`)"
-    )
-
-
 _DDP = "pass gpu=[0, 1, ...] to fit/train instead: Lightning DDP, one process per GPU"
-_FLOWS = "the normalizing-flow layers (AffineTransform, PlanarTransform, ...)"
 
 # name -> (PyBlaze versions that had it, replacement). docs/migration.md lists the same names.
 NN_REMOVED: dict[str, tuple[str, str]] = {
@@ -60,40 +51,6 @@ NN_REMOVED: dict[str, tuple[str, str]] = {
         f"it shared a model between hand-made training processes; {_DDP}, or "
         "trainer_kwargs={'strategy': ...} for another Lightning strategy",
     ),
-    "AutoencoderEngine": (
-        "v2",
-        "use xnn.MLEEngine(model, expects_data_target=False, uses_data_target=False, "
-        "uses_data_input=True) as __engine__ instead; for predict(reconstruct=False) call "
-        "model.decoder on latent codes yourself",
-    ),
-    "WGANEngine": (
-        "v2",
-        "write a pytorch_lightning.LightningModule with manual optimization "
-        "(automatic_optimization = False; critic and generator steps in training_step) and train "
-        "it with fit: its own training_step is used (see docs/lightning.md)",
-    ),
-    "MADE": ("v2", _copy_module("made.py", "MADE")),
-    "NormalizingFlow": ("v2", _copy_module("normalizing.py", "NormalizingFlow")),
-    "TransformedNormalLoss": ("v2", _copy_module("distribution.py", "TransformedNormalLoss")),
-    "TransformedGmmLoss": ("v2", _copy_module("distribution.py", "TransformedGmmLoss")),
-    "VAELoss": ("v2", _copy_module("vae.py", "VAELoss")),
-    "GradientPenalty": ("v2", _copy_module("gp.py", "GradientPenalty")),
-    "WassersteinLossGenerator": ("v2", _copy_module("wasserstein.py", "WassersteinLossGenerator")),
-    "WassersteinLossCritic": ("v2", _copy_module("wasserstein.py", "WassersteinLossCritic")),
-    **{
-        name: ("v2", _copy_module("transforms.py and made.py", _FLOWS))
-        for name in (
-            "AffineTransform",
-            "PlanarTransform",
-            "RadialTransform",
-            "AffineCouplingTransform1d",
-            "MaskedAutoregressiveTransform1d",
-            "BatchNormTransform1d",
-            "LeakyReLUTransform",
-            "PReLUTransform",
-            "FlipTransform1d",
-        )
-    },
 }
 
 

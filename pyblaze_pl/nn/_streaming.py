@@ -14,7 +14,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
 from pyblaze_pl._lightning.compat import apply_except, metric_defaults
-from pyblaze_pl.nn.functional import _wide_float
+from pyblaze_pl._tensors import wide_float
 
 __all__ = [
     "Concatenated",
@@ -114,7 +114,7 @@ class LossMean(Metric):
 
 def _move_sum(total: Tensor, device: torch.device) -> Tensor:
     """``total`` on ``device`` in its widest float: narrow before moving, widen after."""
-    dtype = _wide_float(device)
+    dtype = wide_float(device)
     if dtype == torch.float32:
         return total.to(dtype).to(device)
     return total.to(device).to(dtype)

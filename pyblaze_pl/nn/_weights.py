@@ -1,12 +1,10 @@
-"""The weights file of a :class:`~pyblaze_pl.nn.configurable.Configurable`: the state dict on the
-CPU, recording the config it was saved with, and read back without running pickled code.
-"""
+"""Weights files of Configurable models: written atomically with the config they belong to,
+read with ``weights_only=True``."""
 
 from __future__ import annotations
 
 import json
 import os
-import reprlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,24 +15,13 @@ from torch import nn
 
 from pyblaze_pl._files import read_torch_file
 from pyblaze_pl._io import atomic_write, require_file
+from pyblaze_pl.nn._config_types import _repr
 
 if TYPE_CHECKING:
-    from pyblaze_pl.nn._config import Config
-
-__all__ = [
-    "base_path",
-    "config_mismatch",
-    "cpu_state",
-    "load_weights",
-    "save_weights",
-    "with_suffix",
-]
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 60
+    from pyblaze_pl.nn.configurable import Config
 
 
-def config_mismatch(
+def _config_mismatch(
     state: Mapping[str, Any], config: Config, weights_path: Path, config_path: Path
 ) -> str:
     """How the config recorded in a weights file differs from ``config``; '' if it does not or
@@ -59,20 +46,20 @@ def config_mismatch(
     return "; ".join(differences)
 
 
-def base_path(path: str | os.PathLike) -> Path:
+def _base_path(path: str | os.PathLike) -> Path:
     """``path`` without a trailing ``.json`` or ``.pt``: the stem shared by both files."""
     path = Path(path).expanduser()
     return path.with_suffix("") if path.suffix in (".json", ".pt") else path
 
 
-def with_suffix(base: Path, suffix: str) -> Path:
+def _with_suffix(base: Path, suffix: str) -> Path:
     return base.with_name(base.name + suffix)
 
 
 _CONFIG_KEY = "pyblaze_pl.config"  # key in the root entry of a state dict's _metadata
 
 
-def cpu_state(module: nn.Module, config_json: str | None = None) -> OrderedDict[str, Any]:
+def _cpu_state(module: nn.Module, config_json: str | None = None) -> OrderedDict[str, Any]:
     """``module``'s state dict moved to the CPU, keeping PyTorch's ``_metadata`` (copied). With
     ``config_json``, the root entry of ``_metadata`` also records the config saved with it."""
     state = module.state_dict()
@@ -92,8 +79,8 @@ def save_weights(module: nn.Module, path: str | os.PathLike) -> Path:
     Example:
         >>> save_weights(model, "runs/model.pt")  # doctest: +SKIP
     """
-    cpu_state_ = cpu_state(module)
-    return atomic_write(path, lambda f: torch.save(cpu_state_, f), binary=True)
+    cpu_state = _cpu_state(module)
+    return atomic_write(path, lambda f: torch.save(cpu_state, f), binary=True)
 
 
 def load_weights(path: str | os.PathLike) -> Mapping[str, Any]:

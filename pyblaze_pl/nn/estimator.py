@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
 from typing import Any
 
+from pyblaze_pl._lightning import is_lightning_module, reached_through
 from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.engine.lightning import LightningEngine
 from pyblaze_pl.nn.results import Evaluation, History
+
+
+class _compilable:
+    """``fit``, ``evaluate`` and ``predict`` as methods that notice a ``torch.compile`` wrapper.
+
+    ``torch.compile(model)`` returns a wrapper whose ``__getattr__`` hands out the model's own
+    methods, so ``torch.compile(model).fit(...)`` would run the model's ``fit`` with no trace of
+    the wrapper. As a descriptor, this sees the wrapper's ``__getattr__`` asking for the method
+    (one frame up) and runs the call with the wrapper noted, so that it trains compiled, as
+    ``trainer.fit(torch.compile(module))`` does in Lightning.
+    """
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        method = self.function.__get__(instance, owner)
+        if instance is None:
+            return method
+        caller = sys._getframe(1)
+        wrapper = caller.f_locals.get("self") if caller.f_code.co_name == "__getattr__" else None
+        if type(wrapper).__name__ != "OptimizedModule" or wrapper._orig_mod is not instance:
+            return method
+
+        @functools.wraps(self.function)
+        def through_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with reached_through(wrapper):
+                return method(*args, **kwargs)
+
+        return through_wrapper
 
 
 class Estimator:
@@ -43,29 +78,20 @@ class Estimator:
             self.__dict__["_pyblaze_engine"] = engine
         return engine
 
+    @_compilable
     def fit(self, *args: Any, **kwargs: Any) -> History:
         """Trains the model: ``self.engine.train(*args, **kwargs)``."""
         return self.engine.train(*args, **kwargs)
 
+    @_compilable
     def evaluate(self, *args: Any, **kwargs: Any) -> Evaluation:
         """Evaluates the model: ``self.engine.evaluate(*args, **kwargs)``."""
         return self.engine.evaluate(*args, **kwargs)
 
+    @_compilable
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """Predicts with the model: ``self.engine.predict(*args, **kwargs)``."""
         return self.engine.predict(*args, **kwargs)
-
-
-_LIGHTNING_MODULES = ("pytorch_lightning.core.module", "lightning.pytorch.core.module")
-
-
-def is_lightning_module(model: object) -> bool:
-    """Whether ``model`` is a LightningModule of either Lightning namespace (checked by the class
-    hierarchy, without importing Lightning)."""
-    return any(
-        c.__name__ == "LightningModule" and c.__module__ in _LIGHTNING_MODULES
-        for c in type(model).__mro__
-    )
 
 
 def _default_engine(model: object) -> type[Engine] | None:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyblaze_pl._tensors import wide_float
+
 __all__ = [
     "accuracy",
     "average_precision",
@@ -270,18 +272,13 @@ def _binary_curve(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tenso
             f"Received values: {y_true.unique().tolist()}."
         )
     order = torch.argsort(y_pred, descending=True, stable=True)
-    scores, labels = y_pred[order], y_true[order].to(_wide_float(y_pred.device))
+    scores, labels = y_pred[order], y_true[order].to(wide_float(y_pred.device))
     last_of_ties = torch.ones_like(scores, dtype=torch.bool)
     last_of_ties[:-1] = scores[1:] != scores[:-1]
     tps = labels.cumsum(0)[last_of_ties]
     fps = (1 - labels).cumsum(0)[last_of_ties]
     positives = labels.sum()
     return tps, fps, positives, len(labels) - positives
-
-
-def _wide_float(device: torch.device) -> torch.dtype:
-    """float64 for sums and ratios, float32 where the device has no float64 (Apple MPS)."""
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _check_inputs(

@@ -23,7 +23,9 @@ class NoiseDataset(IterableDataset):
     n}``, or zip it with a finite loader.
 
     Args:
-        noise_type: ``'normal'`` (standard normal) or ``'uniform'`` (uniform on ``[-1, 1)``).
+        noise_type: ``'normal'`` (standard normal) or ``'uniform'`` (uniform on ``[-1, 1)``);
+            or a ``torch.distributions.Distribution`` to sample each item from, as PyBlaze's
+            notebooks write it: ``NoiseDataset(Normal(torch.zeros(2), torch.ones(2)))``.
         dimension: The length of each noise vector.
         distribution: A ``torch.distributions.Distribution`` to sample each item from instead
             (PyBlaze 2.x's argument); ``noise_type`` and ``dimension`` are then ignored.
@@ -38,13 +40,20 @@ class NoiseDataset(IterableDataset):
 
     def __init__(
         self,
-        noise_type: str = "normal",
+        noise_type: str | Distribution = "normal",
         dimension: int = 2,
         *,
         distribution: Distribution | None = None,
         latent_dim: int | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(noise_type, Distribution):  # NoiseDataset(distribution), as the notebooks
+            if distribution is not None:
+                raise TypeError(
+                    f"Expected one distribution. Received: {noise_type!r} (positional) and "
+                    f"distribution={distribution!r}."
+                )
+            noise_type, distribution = "normal", noise_type
         if latent_dim is not None and distribution is None:  # PyBlaze 2.x's keyword form
             distribution = torch.distributions.Normal(
                 torch.zeros(latent_dim), torch.ones(latent_dim)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pyblaze_pl._files import read_json
 from pyblaze_pl._io import atomic_write, require_file
+from pyblaze_pl.nn._html import evaluation_table, history_table
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 60
@@ -67,6 +68,24 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _per_batch(key: str) -> bool:
+    """Keys holding one value per batch: ``micro_train_loss`` and PyBlaze 2.x's ``batch_*``
+    values of engines that record several per batch (``WGANEngine``: ``batch_em_distance``)."""
+    return key == "micro_train_loss" or key.startswith("batch_")
+
+
+def _checked_epoch(epoch: Any, epochs: int) -> int | None:
+    """``restored_epoch`` checked: None or an epoch of the History (1..epochs)."""
+    if epoch is None:
+        return None
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
+        raise ValueError(
+            f"Expected restored_epoch to be None or an epoch of the History, 1..{epochs}. "
+            f"Received: {epoch!r}."
+        )
+    return epoch
+
+
 def _checked_record(record: Any, index: int) -> dict[str, Any]:
     """One epoch of a History file with its values as floats; ValueError naming what is wrong."""
     where = f"metrics[{index}] (epoch {index + 1})"
@@ -77,7 +96,7 @@ def _checked_record(record: Any, index: int) -> dict[str, Any]:
         )
     checked: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "micro_train_loss":
+        if key == "micro_train_loss" or (_per_batch(key) and isinstance(value, list)):
             if isinstance(value, list) and all(_number(v) for v in value):
                 checked[key] = [float(v) for v in value]
                 continue
@@ -104,15 +123,26 @@ class History(_MetricsAsAttributes):
     PyBlaze 2.x's names work as attributes too: ``history.loss`` is ``train_loss`` and
     ``history.batch_loss`` is ``micro_train_loss`` (unless the History has keys of those names).
 
+    ``restored_epoch`` is the epoch (from 1) whose weights were loaded back when training ended
+    (``EarlyStopping(restore_best=True)``), or None. In Jupyter a History shows as a table of
+    epochs and metrics, with that epoch marked; its text repr is unchanged. ``save`` does not
+    write ``restored_epoch`` (the file keeps PyBlaze v1's format).
+
     Example:
         >>> history = History(1.5, [{"micro_train_loss": [0.9, 0.7], "train_loss": 0.8}])
         >>> history.train_loss, len(history), history.keys, history.loss
         ([0.8], 1, ['micro_train_loss', 'train_loss'], [0.8])
     """
 
-    def __init__(self, duration: float = 0.0, metrics: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        duration: float = 0.0,
+        metrics: Iterable[dict[str, Any]] = (),
+        restored_epoch: int | None = None,
+    ) -> None:
         self.duration = float(duration)
         self._metrics = [dict(m) for m in metrics]
+        self.restored_epoch = _checked_epoch(restored_epoch, len(self._metrics))
 
     @property
     def keys(self) -> Keys:
@@ -127,8 +157,7 @@ class History(_MetricsAsAttributes):
         """The per-epoch records, each with every key (NaN or ``[]`` where it is missing)."""
         keys = self.keys
         return [
-            {k: m.get(k, [] if k == "micro_train_loss" else math.nan) for k in keys}
-            for m in self._metrics
+            {k: m.get(k, [] if _per_batch(k) else math.nan) for k in keys} for m in self._metrics
         ]
 
     def save(self, path: str | os.PathLike) -> None:
@@ -186,7 +215,10 @@ class History(_MetricsAsAttributes):
     @staticmethod
     def cat(first: History, second: History) -> History:
         """Concatenates two histories, e.g. of two consecutive ``fit`` calls."""
-        return History(first.duration + second.duration, first._metrics + second._metrics)
+        restored = second.restored_epoch
+        restored = None if restored is None else len(first) + restored
+        metrics = first._metrics + second._metrics
+        return History(first.duration + second.duration, metrics, restored)
 
     def plot(self, keys: Iterable[str] | None = None):  # -> matplotlib.figure.Figure (lazy import)
         """Plots the losses and metrics: one panel for the losses, one for the other metrics,
@@ -197,14 +229,33 @@ class History(_MetricsAsAttributes):
             keys: The keys to plot (``micro_train_loss`` included); all of them by default.
 
         Returns:
-            A ``matplotlib.figure.Figure``; no window is opened.
+            A ``matplotlib.figure.Figure``; no window is opened. Jupyter displays it inline
+            (also in a notebook that never imported pyplot); a script saves it with ``savefig``.
+
+        Raises:
+            ValueError: If a key is not in the History; the message lists the valid keys.
 
         Example:
             >>> history.plot(["train_loss", "val_loss"]).savefig("loss.png")  # doctest: +SKIP
         """
-        from pyblaze_pl.nn._plot import plot_history
+        valid = [k for k in self.keys if k == "micro_train_loss" or not _per_batch(k)]
+        keys = list(valid) if keys is None else list(keys)
+        unknown = [k for k in keys if k not in valid]
+        if unknown:
+            per_batch = [k for k in unknown if k in self]
+            hint = (
+                f" Per-batch values other than micro_train_loss ({per_batch}) are not drawn: "
+                f"plot them directly, e.g. plt.plot(history[{per_batch[0]!r}])."
+                if per_batch
+                else ""
+            )
+            raise ValueError(
+                f"Expected History keys to plot. Received: {unknown}. Valid: {valid}.{hint}"
+            )
+        from pyblaze_pl.nn._plot import BATCHES, plot_history  # matplotlib: only when plotting
 
-        return plot_history(self, keys)
+        batches = [len(record.get(BATCHES, [])) for record in self._metrics]
+        return plot_history({k: self[k] for k in keys}, batches)
 
     def __len__(self) -> int:
         return len(self._metrics)
@@ -230,15 +281,20 @@ class History(_MetricsAsAttributes):
     def __getitem__(self, key: str) -> list:
         if key not in self:
             raise KeyError(f"History has no metric {key!r}. Available: {self.keys}.")
-        if key == "micro_train_loss":
-            return [x for m in self._metrics for x in m.get(key, [])]
+        if _per_batch(key):  # flat over all epochs
+            values = (m.get(key, []) for m in self._metrics)
+            return [x for v in values for x in (v if isinstance(v, list) else [v])]
         return [m.get(key, math.nan) for m in self._metrics]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"duration": self.duration, "metrics": self._metrics}
+        return {
+            "duration": self.duration,
+            "metrics": self._metrics,
+            "restored_epoch": self.restored_epoch,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["duration"], state["metrics"])
+        self.__init__(state["duration"], state["metrics"], state.get("restored_epoch"))
 
     def __eq__(self, other: object) -> bool:
         """Same duration, keys and values; NaN equals NaN (it stands for a value not computed)."""
@@ -250,6 +306,12 @@ class History(_MetricsAsAttributes):
         last = self._metrics[-1] if self._metrics else {}
         last = ", ".join(f"{k}={v:.5f}" for k, v in sorted(last.items()) if isinstance(v, float))
         return f"History(epochs={len(self)}, duration={self.duration:.2f}s, last: {last or '-'})"
+
+    def _repr_html_(self) -> str:
+        """The table Jupyter shows: one row per epoch, one column per metric (every batch's
+        loss left out), the restored epoch marked."""
+        columns = {k: self[k] for k in self.keys if not _per_batch(k)}
+        return history_table(columns, len(self), self.duration, self.restored_epoch)
 
 
 class Evaluation(_MetricsAsAttributes, Mapping):
@@ -319,3 +381,7 @@ class Evaluation(_MetricsAsAttributes, Mapping):
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v:.5f}" for k, v in sorted(self.to_dict().items()))
         return f"Evaluation({body})"
+
+    def _repr_html_(self) -> str:
+        """The table Jupyter shows: one row per metric."""
+        return evaluation_table(self.to_dict())

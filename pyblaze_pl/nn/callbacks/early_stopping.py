@@ -36,6 +36,11 @@ class EarlyStopping(TrainingCallback):
             weights are kept as a copy on the CPU.
         minimize: Whether smaller values are better.
 
+    After training, ``best_epoch`` is the epoch (from 1) with the best value (0: none was
+    better than the start), and ``restored_epoch`` the epoch whose weights ``restore_best``
+    loaded back (None if it loaded none: the last epoch was the best, or ``restore_best`` is
+    off).
+
     Example:
         >>> model.fit(train, val_data=val, callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
     """
@@ -69,6 +74,8 @@ class EarlyStopping(TrainingCallback):
     def _reset(self) -> None:
         self.epoch = 0
         self.counter = 0
+        self.best_epoch = 0
+        self.restored_epoch: int | None = None
         self.best_metric = math.inf if self.minimize else -math.inf
         self.best_state: dict[str, torch.Tensor] | None = None
 
@@ -85,6 +92,7 @@ class EarlyStopping(TrainingCallback):
             return
         if is_improvement(current, self.best_metric, self.minimize):
             self.best_metric = current
+            self.best_epoch = self.epoch
             self.counter = 0
             if self.restore_best and self.model is not None:
                 self.best_state = _cpu_copy(self.model)
@@ -98,10 +106,11 @@ class EarlyStopping(TrainingCallback):
     def after_training(self) -> None:
         if self.restore_best and self.counter > 0 and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+            self.restored_epoch = self.best_epoch or None  # 0: the weights before training
 
     def state_dict(self) -> dict[str, Any]:
         """The counters (and best weights), saved in Lightning checkpoints for resuming."""
-        keys = ("epoch", "counter", "best_metric", "best_state")
+        keys = ("epoch", "counter", "best_metric", "best_epoch", "best_state")
         return {k: getattr(self, k) for k in keys}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 from torch import nn
 
 from pyblaze_pl._io import check_writable_folder, remove_stale_temps_in
+from pyblaze_pl.nn._weights import save_weights
 from pyblaze_pl.nn.callbacks.base import TrainingCallback, is_global_zero
-from pyblaze_pl.nn.configurable import Configurable, save_weights
+from pyblaze_pl.nn.configurable import Configurable
 from pyblaze_pl.nn.results import Evaluation
 
 

@@ -8,10 +8,9 @@ nothing for them.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -240,12 +239,19 @@ def check_own_steps_call(engine: Engine, kwargs: Mapping[str, Any], validates: b
     a ``validation_step`` (Lightning would skip the validation loop, and every ``val_*`` value)."""
     name = type(engine.model).__name__
     if kwargs:
-        own = fit_arguments(engine)
+        # The engine's own ``train`` only: it takes no engine keywords (``optimizer=``, ``loss=``)
+        # and passes nothing on to SupervisedEngine.train, so those are not accepted here.
+        method = type(engine).train
+        own = [
+            p.name
+            for p in inspect.signature(method).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
         received = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
         hints = [
             f"Did you mean `{close}` instead of `{key}`?"
             for key in kwargs
-            if (close := suggest(key, own)) is not None
+            if (close := suggest(key, own)) is not None and close != key
         ]
         hints += [f"`{key}`: {_PLACES[key]}." for key in kwargs if key in _PLACES]
         engine_keys = [k for k in kwargs if k in ("optimizer", "loss")]
@@ -385,54 +391,6 @@ def _check_optimizer_owner(
     )
 
 
-# the first training batch: validation metrics, before training on it
-
-
-@contextlib.contextmanager
-def _inspecting(model: nn.Module) -> Iterator[None]:
-    """Runs the model without gradients, in eval mode, with the random generators restored
-    afterwards: training continues exactly as if nothing had run."""
-    modes = [(m, m.training) for m in model.modules()]
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        model.eval()
-        try:
-            yield
-        finally:
-            for module, training in modes:
-                module.training = training
-
-
-def describe(value: object) -> str:
-    """Shapes, dtypes and devices of tensors (also inside tuples, lists and dicts).
-
-    Example:
-        >>> describe(torch.zeros(4, 3))
-        'tensor of shape (4, 3), dtype torch.float32, on cpu'
-    """
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}, on {value.device}"
-    if isinstance(value, (list, tuple)):
-        return f"{type(value).__name__} of [" + "; ".join(describe(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "dict of {" + "; ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
-    return type(value).__name__
-
-
-def metric_error(error: Exception, name: str, y_pred: Any, y_true: Any, when: str) -> BaseException:
-    """``error``, raised by the metric ``name``, with the metric's name and what it received
-    (the caller chains the original: ``raise new from error`` unless ``new is error``)."""
-    shown = f"metrics[{name!r}]" if name != "loss" else "the loss (as val_loss)"
-    received = ""
-    if y_pred is not None:
-        received = f" It received y_pred: {describe(y_pred)} and y_true: {describe(y_true)}."
-    return _with_context(
-        error,
-        f"{shown} failed {when}.{received} Metrics are called as metric(y_pred, y_true) with the "
-        f"outputs of eval_batch.",
-    )
-
-
 def _check_metric_signatures(metrics: object) -> None:
     """Before training: each metric takes ``(y_pred, y_true)``; a class needs an instance."""
     if not isinstance(metrics, Mapping):
@@ -458,146 +416,3 @@ def _check_metric_signatures(metrics: object) -> None:
                 f"metric(y_pred, y_true) with the outputs of eval_batch. Received: "
                 f"{getattr(function, '__name__', type(metric).__name__)}{signature} ({e})."
             ) from None
-
-
-# a failed training batch
-
-
-def explain_batch_error(
-    error: Exception,
-    engine: Engine,
-    batch: Any,
-    batch_idx: int,
-    epoch: int,
-    kwargs: Mapping[str, Any],
-) -> BaseException | None:
-    """``error`` (raised by ``train_batch``) with what the user needs to fix it: the batch, the
-    loss, the prediction and target shapes, dtypes and devices, and the likely fix. Returns None
-    when there is nothing to add. The caller chains the original: ``raise new from error``."""
-    if getattr(error, "_pyblaze_explained", False):
-        return None
-    name = type(engine).__name__
-    lines = [f"{name}.train_batch failed on batch {batch_idx} of epoch {epoch + 1}."]
-    loss = kwargs.get("loss")
-    if loss is not None:
-        lines.append(f"loss: {_loss_name(loss)}")
-    outputs = None
-    with contextlib.suppress(Exception), _inspecting(engine.model):
-        outputs = engine.eval_batch(batch)
-    if isinstance(outputs, (tuple, list)) and len(outputs) == 2:
-        lines.append(f"model output (y_pred): {describe(outputs[0])}")
-        lines.append(f"target (y_true): {describe(outputs[1])}")
-    else:
-        lines.append(f"batch: {describe(batch)}")
-    params = {(p.dtype, p.device) for p in engine.model.parameters()}
-    if params:
-        lines.append(
-            "model parameters: " + ", ".join(f"{d} on {v}" for d, v in sorted(params, key=str))
-        )
-    fix = _likely_fix(error, loss, outputs, batch, engine.model)
-    if fix:
-        lines.append(f"likely fix: {fix}")
-    return _with_context(error, "\n  ".join(lines))
-
-
-def _loss_name(loss: object) -> str:
-    if isinstance(loss, nn.Module):
-        return repr(loss)
-    return getattr(loss, "__qualname__", type(loss).__name__)
-
-
-_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
-_FLOAT_LOSSES = (
-    nn.MSELoss,
-    nn.L1Loss,
-    nn.SmoothL1Loss,
-    nn.HuberLoss,
-    nn.BCELoss,
-    nn.BCEWithLogitsLoss,
-)
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, Mapping):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
-def _likely_fix(
-    error: Exception, loss: object, outputs: Any, batch: Any, model: nn.Module
-) -> str | None:
-    text = str(error)
-    params = list(model.parameters())
-    devices = {t.device for t in [*params, *_tensors(batch)]}
-    if isinstance(loss, nn.Module):
-        devices |= {t.device for t in loss.buffers()} | {t.device for t in loss.parameters()}
-        devices |= {t.device for t in vars(loss).values() if isinstance(t, torch.Tensor)}
-    if len(devices) > 1 or "same device" in text or "expected device" in text:
-        where = ", ".join(sorted(str(d) for d in devices))
-        return (
-            f"tensors are on several devices ({where}). Leave moving to the library: do not call "
-            f".to(device) on the model or the batches yourself, register tensors the model uses "
-            f"as buffers (self.register_buffer) and give the loss's tensors (e.g. weight=) on the "
-            f"model's device."
-        )
-    inputs = [t for t in _tensors(batch) if t.is_floating_point()]
-    floats = {p.dtype for p in params if p.is_floating_point()}
-    if inputs and floats and any(t.dtype not in floats for t in inputs):
-        return (
-            f"the model's parameters are {', '.join(sorted(map(str, floats)))} but the inputs are "
-            f"{inputs[0].dtype}: convert one of them, e.g. model.float() (or model.double() and "
-            f"the data with .double())."
-        )
-    if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
-        return None
-    y_pred, y_true = outputs
-    if not (isinstance(y_pred, torch.Tensor) and isinstance(y_true, torch.Tensor)):
-        return None
-    loss_name = type(loss).__name__
-    if isinstance(loss, _INDEX_LOSSES) and y_true.is_floating_point():
-        return (
-            f"{loss_name} expects class indices as targets: a torch.long tensor of shape "
-            f"{tuple(y_pred.shape[:1]) + tuple(y_pred.shape[2:])} (e.g. y.long()); float targets "
-            f"must be class probabilities of the predictions' shape {tuple(y_pred.shape)}. "
-            f"Received targets {describe(y_true)}."
-        )
-    if isinstance(loss, _FLOAT_LOSSES) and (
-        not y_true.is_floating_point() or y_true.shape != y_pred.shape
-    ):
-        fix = (
-            f"{loss_name} expects float targets of the predictions' shape {tuple(y_pred.shape)}. "
-            f"Received targets {describe(y_true)}."
-        )
-        if not y_true.is_floating_point() and y_pred.dim() == 2 and y_pred.shape[1] > 1:
-            fix += " For class indices, use nn.CrossEntropyLoss()."
-        elif not y_true.is_floating_point():
-            fix += " Convert them with y.float()."
-        if y_pred.dim() == y_true.dim() + 1 and y_pred.shape[-1] == 1:
-            fix += " With one output per sample, squeeze it: model(x).squeeze(-1)."
-        return fix
-    return None
-
-
-def _with_context(error: Exception, context: str) -> BaseException:
-    """An exception of ``error``'s type whose message is the original followed by ``context``
-    (the caller chains ``error``). Where the type cannot be rebuilt, ``error`` itself with the
-    context as a note (Python 3.11), or a RuntimeError (3.10)."""
-    message = f"{error}\n  {context}"
-    try:
-        new = type(error)(message)
-    except Exception:
-        new = None
-    if new is not None and type(new) is type(error) and str(new) == message:
-        new._pyblaze_explained = True  # type: ignore[attr-defined]
-        return new
-    if hasattr(error, "add_note"):
-        error.add_note(context)
-        error._pyblaze_explained = True  # type: ignore[attr-defined]
-        return error
-    new = RuntimeError(message)
-    new._pyblaze_explained = True  # type: ignore[attr-defined]
-    return new

@@ -2,8 +2,9 @@
 
 - ``eval_``-prefixed keyword arguments of ``train`` go, without the prefix, to ``eval_batch``
   during validation (as in PyBlaze 2.x).
-- PyBlaze's loop options that Lightning's Trainer owns (``eval_every``, ``val_iterations``, ...)
-  are rejected with a TypeError that names the replacement, before anything runs.
+- PyBlaze's loop options without a counterpart (``eval_train``, ``eval_val``) are rejected
+  with a TypeError that names the replacement, before anything runs; ``eval_every`` and
+  ``val_iterations`` work as in PyBlaze 2.x (``_batches.py``, the run's validation schedule).
 """
 
 from __future__ import annotations
@@ -20,12 +21,6 @@ if TYPE_CHECKING:
 # PyBlaze train() options -> what to write instead. They start with `eval_` but are not
 # arguments of eval_batch.
 TRAIN_OPTIONS = {
-    "eval_every": (
-        "pass trainer_kwargs={'check_val_every_n_epoch': n} (Lightning validates after epochs n, "
-        "2n, ...; PyBlaze also validated after the first and the last epoch); with an endless "
-        "(iterable) train loader, where eval_every meant batches per epoch, pass "
-        "trainer_kwargs={'limit_train_batches': n} instead"
-    ),
     "eval_train": (
         "call model.evaluate(train_loader, metrics=...) after fit (pyblaze_pl computes metrics on "
         "the validation data only)"
@@ -33,7 +28,6 @@ TRAIN_OPTIONS = {
     "eval_val": (
         "drop the argument (pyblaze_pl records val_loss whenever val_data and a loss are given)"
     ),
-    "val_iterations": "pass trainer_kwargs={'limit_val_batches': n}",
 }
 # Values of these options that mean "as before" (PyBlaze's defaults): accepted and ignored.
 NEUTRAL = {
@@ -43,8 +37,6 @@ NEUTRAL = {
     "val_iterations": None,
     "iterations": None,
 }
-EVALUATE_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_val_batches': n}"}
-PREDICT_OPTIONS = {"iterations": "pass trainer_kwargs={'limit_predict_batches': n}"}
 
 _PREFIX = "eval_"
 

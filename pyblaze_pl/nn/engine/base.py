@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pyblaze_pl._lightning.data import (
+from pyblaze_pl import _lightning
+from pyblaze_pl._lightning import (
     check_datamodule,
     check_single_loader,
     is_datamodule,
@@ -17,16 +18,12 @@ from pyblaze_pl._lightning.data import (
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine import context
+from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
-    EVALUATE_OPTIONS,
-    PREDICT_OPTIONS,
     check_batch_kwargs,
     check_eval_kwargs,
     check_v1_positional,
-    drop_neutral,
-    reject_options,
     split_eval_kwargs,
 )
 from pyblaze_pl.nn.results import Evaluation, History
@@ -37,6 +34,19 @@ def check_loader(data: object, name: str) -> None:
     loader is refused."""
     if is_datamodule(data):
         return
+    if isinstance(data, torch.Tensor):
+        shape = tuple(data.shape)
+        raise TypeError(
+            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: a "
+            f"tensor of shape {shape}, whose rows would be taken as batches. Pass batches: "
+            f"DataLoader(TensorDataset(x, y), batch_size=32). (predict takes a tensor of inputs.)"
+        )
+    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, Iterable):
+        raise TypeError(
+            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: "
+            f"a data set ({type(data).__name__}), which holds samples, not batches. Pass "
+            f"dataset.loader(batch_size=32) or DataLoader(dataset, batch_size=32)."
+        )
     if not isinstance(data, Iterable):
         raise TypeError(
             f"Expected {name} to be a DataLoader (or another iterable of batches). "
@@ -48,6 +58,26 @@ def check_loader(data: object, name: str) -> None:
         return  # iterable-style data sets have no length
     if size == 0:
         raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
+
+
+#: The rows per batch when ``predict`` is given a tensor.
+PREDICT_BATCH_SIZE = 32
+
+
+def tensor_batches(data: torch.Tensor) -> list[torch.Tensor]:
+    """A tensor of inputs as batches of :data:`PREDICT_BATCH_SIZE` rows (``predict``).
+
+    Example:
+        >>> [tuple(b.shape) for b in tensor_batches(torch.zeros(40, 4))]
+        [(32, 4), (8, 4)]
+    """
+    if data.dim() < 2:
+        raise ValueError(
+            f"Expected data to be a tensor of samples with at least 2 dimensions (samples, "
+            f"features...). Received: a tensor of shape {tuple(data.shape)}. For one sample, "
+            f"pass x.unsqueeze(0); for samples of one value each, x.unsqueeze(1)."
+        )
+    return list(data.split(PREDICT_BATCH_SIZE))
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -104,10 +134,7 @@ def _run(
     runner: str,
     data: object = None,
 ) -> Any:
-    # Imported on first use: `import pyblaze_pl.nn` does not load the Trainer stack.
-    from pyblaze_pl._lightning.run import Run
-
-    return Run(
+    return _lightning.start(
         engine,
         gpu=gpu,
         callbacks=callbacks,
@@ -129,7 +156,7 @@ class Engine(TrainingCallback, PredictionCallback):
     ``loss.backward()`` and ``optimizer.step()`` so that precision plugins, DDP and gradient
     clipping apply. :attr:`iteration`, :attr:`num_iterations`, :attr:`is_last_iteration` and
     :attr:`device` describe the current batch; they are read from the running call's
-    :class:`~pyblaze_pl.nn.engine.context.BatchContext`.
+    :class:`~pyblaze_pl._lightning.context.BatchContext`.
 
     Args:
         model: The model to train.
@@ -147,6 +174,9 @@ class Engine(TrainingCallback, PredictionCallback):
         ...         return self.model(x), y
     """
 
+    #: Whether the model trains itself (a LightningModule's own steps) rather than by the engine.
+    trains_itself = False
+
     def __init__(self, model: nn.Module) -> None:
         self.model = model
 
@@ -154,22 +184,22 @@ class Engine(TrainingCallback, PredictionCallback):
     @property
     def iteration(self) -> int:
         """The 0-based index of the current batch in its epoch."""
-        return context.current().iteration
+        return _lightning.current_context().iteration
 
     @property
     def num_iterations(self) -> int | None:
         """The number of batches of the current epoch (``None`` if the data has no length)."""
-        return context.current().num_iterations
+        return _lightning.current_context().num_iterations
 
     @property
     def is_last_iteration(self) -> bool:
         """Whether the current batch is the last one of its epoch."""
-        return context.current().is_last_iteration
+        return _lightning.current_context().is_last_iteration
 
     @property
     def device(self) -> torch.device:
         """The device of the model (and of the batches, inside a call)."""
-        device = context.current().device
+        device = _lightning.current_context().device
         if device is None:
             parameter = next(self.model.parameters(), None)
             device = parameter.device if parameter is not None else torch.device("cpu")
@@ -208,11 +238,11 @@ class Engine(TrainingCallback, PredictionCallback):
                 and the History are restored. Loaded with ``weights_only=True``.
             stop_on_nonfinite: Stop at the end of an epoch in which a batch loss was NaN or
                 infinite (checked once per epoch, without extra synchronisation).
-            runner: ``'auto'`` (default): the lean runner, a plain PyTorch loop, when the call
-                needs nothing of Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs``
-                or ``ckpt_path``; one device), else the Trainer. ``'trainer'`` always uses the
-                Trainer; ``'lean'`` refuses a call the lean runner cannot run. Both give the
-                same numbers.
+            runner: ``'auto'`` (default): Lightning Fabric when the call needs nothing of
+                Lightning's Trainer (no Lightning callbacks, ``trainer_kwargs`` other than
+                ``precision``, ``ckpt_path``; one device), else the Trainer. ``'trainer'``
+                always uses the Trainer; ``'fabric'`` (``'lean'``, its former name) refuses a
+                call Fabric cannot run. Both give the same numbers.
             **kwargs: Passed to :meth:`train_batch` on every batch (optimizer, loss, ...);
                 those starting with ``eval_`` are passed to :meth:`eval_batch` instead, without
                 the prefix, during validation (as in PyBlaze 2.x).
@@ -224,6 +254,10 @@ class Engine(TrainingCallback, PredictionCallback):
         check_fit_call(self, locals())
         check_fit_arguments(train_data, val_data, epochs)
         reject_dropped_hooks(self)
+        train_data, val_data, epochs = apply_loop_options(train_data, val_data, epochs, kwargs)
+        eval_every = kwargs.pop("eval_every", None)  # left for a sized loader: when to validate
+        if eval_every is not None:
+            check_positive_int("eval_every", eval_every)
         kwargs, eval_kwargs = split_eval_kwargs(self, kwargs)
         self.check_train_kwargs(kwargs)
         val_metrics = MetricSet(metrics)  # checked even when there is no validation data
@@ -240,6 +274,7 @@ class Engine(TrainingCallback, PredictionCallback):
             eval_kwargs=eval_kwargs,
             ckpt_path=ckpt_path,
             stop_on_nonfinite=stop_on_nonfinite,
+            eval_every=eval_every,
         )
 
     def evaluate(
@@ -251,11 +286,13 @@ class Engine(TrainingCallback, PredictionCallback):
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
         runner: str = "auto",
+        iterations: int | None = None,
         **kwargs: Any,
     ) -> Evaluation:
         """Computes ``metrics`` over all of ``data`` and returns them as an :class:`Evaluation`.
 
-        Further keyword arguments are passed to :meth:`eval_batch` on every batch.
+        ``iterations=k`` (PyBlaze's) evaluates the first ``k`` batches only, e.g. of an endless
+        loader. Further keyword arguments are passed to :meth:`eval_batch` on every batch.
 
         Example:
             >>> model.evaluate(test_loader, metrics={"accuracy": X.accuracy})  # doctest: +SKIP
@@ -266,9 +303,8 @@ class Engine(TrainingCallback, PredictionCallback):
         check_datamodule(data, "val_dataloader", "evaluate")
         check_v1_positional("evaluate", metrics, callbacks, "metrics")
         reject_dropped_hooks(self)
-        reject_options(kwargs, EVALUATE_OPTIONS, f"{type(self).__name__}.evaluate")
-        kwargs = drop_neutral(kwargs, EVALUATE_OPTIONS)
         check_eval_kwargs(self, kwargs)
+        data = limit_batches(data, iterations)
         metric_set = MetricSet(metrics)
         run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
         return run.evaluate(data, metric_set, kwargs)
@@ -281,21 +317,29 @@ class Engine(TrainingCallback, PredictionCallback):
         *,
         trainer_kwargs: Mapping[str, Any] | None = None,
         runner: str = "auto",
+        iterations: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """Runs the model on every batch of ``data`` and returns the outputs concatenated in
-        loader order (on the CPU).
+        loader order (on the CPU); ``iterations=k`` (PyBlaze's) takes the first ``k`` batches
+        only, e.g. of an endless noise loader.
+
+        ``data`` may also be a tensor of inputs (its first dimension is the samples), predicted in
+        batches of :data:`PREDICT_BATCH_SIZE` rows, as Keras's ``predict``.
 
         Example:
             >>> model.predict(test_loader).shape  # doctest: +SKIP
             torch.Size([10000, 10])
+            >>> model.predict(torch.randn(5, 4)).shape  # doctest: +SKIP
+            torch.Size([5, 3])
         """
+        if isinstance(data, torch.Tensor):
+            data = tensor_batches(data)
         check_loader(data, "data")
         check_single_loader(data, "data")
         check_datamodule(data, "predict_dataloader", "predict")
         check_v1_positional("predict", callbacks, gpu, "callbacks")
-        reject_options(kwargs, PREDICT_OPTIONS, f"{type(self).__name__}.predict")
-        kwargs = drop_neutral(kwargs, PREDICT_OPTIONS)
+        data = limit_batches(data, iterations)
         return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
@@ -332,6 +376,14 @@ class Engine(TrainingCallback, PredictionCallback):
         concatenation); see :meth:`collate_predictions`."""
         return collate(targets)
 
+    def epoch_values(self) -> dict[str, list[float]]:
+        """The values (by name) this engine recorded for every batch of the epoch that just
+        ended, as floats; the run records them as ``batch_<name>`` and their mean as
+        ``<name>`` in the History, and ``after_epoch`` callbacks receive the means (PyBlaze
+        2.x's dict of values per batch, e.g. a WGAN's ``em_distance``). Default: none.
+        """
+        return {}
+
     def collates_evaluations(self) -> bool:
         """Whether metrics receive the collated outputs of a whole evaluation: true when the
         engine overrides :meth:`collate_predictions` or :meth:`collate_targets` (PyBlaze v1)."""
@@ -353,9 +405,9 @@ class Engine(TrainingCallback, PredictionCallback):
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagates ``loss`` through the running call's precision plugin and strategy
         (``loss.backward()`` outside a call)."""
-        context.current().backward(loss)
+        _lightning.current_context().backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Updates the parameters with ``optimizer`` (clipping and unscaling gradients as the call
         is configured), then zeroes their gradients. Ctrl-C waits for the update to complete."""
-        context.current().optimizer_step(optimizer)
+        _lightning.current_context().optimizer_step(optimizer)

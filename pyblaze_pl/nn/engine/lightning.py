@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pyblaze_pl._lightning.data import provides_validation
+from pyblaze_pl._lightning import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
 from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
@@ -23,7 +23,7 @@ class LightningEngine(SupervisedEngine):
     ``__engine__``.
 
     History holds ``micro_train_loss`` (the losses ``training_step`` returns), ``train_loss``
-    (their per-epoch mean, unless the module logs a ``train_loss`` of its own), every
+    (their per-epoch mean, whatever the module logs under that name), every
     epoch-level value the module logs (``self.log``) and ``val_<name>`` for ``metrics``.
 
     Example:
@@ -32,6 +32,8 @@ class LightningEngine(SupervisedEngine):
         ...     def configure_optimizers(self): ...
         >>> history = Lit().fit(train_loader, val_data=val_loader, epochs=5)  # doctest: +SKIP
     """
+
+    trains_itself = True
 
     def train(
         self,
@@ -54,7 +56,7 @@ class LightningEngine(SupervisedEngine):
         Args:
             gradient_accumulation_steps: Passed to the Trainer as ``accumulate_grad_batches``.
             runner: ``'auto'`` or ``'trainer'``: a LightningModule's own steps always run on
-                Lightning's Trainer (``'lean'`` is refused).
+                Lightning's Trainer (``'fabric'`` is refused).
             **kwargs: None are accepted: the module's ``training_step`` and
                 ``configure_optimizers`` train it. Given ones are refused with the closest
                 argument of ``fit``.

@@ -9,8 +9,10 @@ import torch
 
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 from pyblaze_pl.nn.callbacks.compat import read_values
+from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
+from pyblaze_pl.nn.engine._loss_inputs import AllInputs, LossInputs, unwrap, wrap_metrics
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
-from pyblaze_pl.nn.results import History
+from pyblaze_pl.nn.results import Evaluation, History
 
 
 def _check_flag(name: str, value: object) -> None:
@@ -48,8 +50,13 @@ class MLEEngine(SupervisedEngine):
 
     Training follows :class:`SupervisedEngine` (also its gradient accumulation, which steps
     after every ``k`` batches, not after the first batch of each group as PyBlaze 2.x did).
-    Validation metrics, ``val_loss`` included, receive ``(y_pred, y_true)``: they need exactly two
-    loss inputs (e.g. outputs and targets, or a model returning two tensors).
+    Validation metrics, ``val_loss`` included, receive the loss inputs: with
+    ``uses_data_input=True`` all of them, ``metric(*outputs, *targets, *inputs)``, called once on
+    the whole validation set as in PyBlaze 2.x (e.g. a VAE's ``val_loss``); otherwise
+    ``(y_pred, y_true)``, which needs exactly two loss inputs (e.g. outputs and targets, or a
+    model returning two tensors) and streams the standard losses and metrics batch by batch.
+    ``evaluate`` and ``predict`` take PyBlaze's ``iterations=k`` (the first ``k`` batches, e.g.
+    of an endless noise loader).
 
     Args:
         model: The model to train.
@@ -83,6 +90,12 @@ class MLEEngine(SupervisedEngine):
         self.expects_data_target = expects_data_target
         self.uses_data_target = uses_data_target and expects_data_target
         self.uses_data_input = uses_data_input
+        self._packer = LossInputs()
+
+    @property
+    def passes_all_loss_inputs(self) -> bool:
+        """Whether validation metrics receive every loss input (with ``uses_data_input``)."""
+        return self.uses_data_input
 
     def train(
         self,
@@ -103,9 +116,16 @@ class MLEEngine(SupervisedEngine):
         Args:
             **kwargs: Passed to the model's ``forward`` on every batch; ``eval_``-prefixed ones
                 (without the prefix) during validation. Callbacks among them are registered.
+                PyBlaze 2.x's ``val_iterations=k`` validates on the first ``k`` batches of
+                ``val_data``; ``eval_every=n`` with an endless training loader trains
+                ``epochs // n`` epochs of ``n`` batches, validating after each.
         """
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             callbacks = _with_kwarg_callbacks(callbacks or [], kwargs)
+        train_data, val_data, epochs = apply_loop_options(train_data, val_data, epochs, kwargs)
+        if self.passes_all_loss_inputs:
+            metrics = wrap_metrics(metrics, self._packer)
+            loss = AllInputs(loss, self._packer) if callable(loss) else loss
         return super().train(
             train_data,
             val_data,
@@ -119,14 +139,50 @@ class MLEEngine(SupervisedEngine):
             **kwargs,
         )
 
+    def evaluate(
+        self,
+        data: Iterable,
+        metrics: Mapping[str, object] | None = None,
+        callbacks: Sequence[object] | None = None,
+        gpu: object = "auto",
+        *,
+        iterations: int | None = None,
+        **kwargs: Any,
+    ) -> Evaluation:
+        """Computes ``metrics`` on ``data`` (its first ``iterations`` batches if given); see
+        :meth:`Engine.evaluate`. Further keyword arguments go to the model's ``forward``."""
+        if self.passes_all_loss_inputs:
+            metrics = wrap_metrics(metrics, self._packer)
+        data = limit_batches(data, iterations)
+        return super().evaluate(data, metrics, callbacks, gpu, **kwargs)
+
+    def predict(
+        self,
+        data: Iterable,
+        callbacks: Sequence[object] | None = None,
+        gpu: object = "auto",
+        *,
+        iterations: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The model's outputs for ``data`` (its first ``iterations`` batches if given, as in
+        PyBlaze 2.x, e.g. for an endless noise loader); see :meth:`Engine.predict`.
+
+        Example:
+            >>> engine.predict(noise_loader, iterations=1)  # doctest: +SKIP
+        """
+        return super().predict(limit_batches(data, iterations), callbacks, gpu, **kwargs)
+
     # batch processing
     def batch_loss(
         self, data: Any, loss: Callable[..., torch.Tensor], **kwargs: Any
     ) -> torch.Tensor:
-        return loss(*self._loss_inputs(data, kwargs))
+        return unwrap(loss)(*self._loss_inputs(data, kwargs))
 
     def eval_batch(self, data: Any, **kwargs: Any) -> tuple[Any, Any]:
         inputs = self._loss_inputs(data, kwargs)
+        if self.passes_all_loss_inputs:
+            return self._packer.pack(inputs)
         if len(inputs) != 2:
             raise ValueError(
                 f"Expected two loss inputs (y_pred, y_true) for validation metrics and val_loss "

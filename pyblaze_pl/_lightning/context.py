@@ -7,7 +7,10 @@ an engine sees :data:`IDLE`: iteration 0, plain ``loss.backward()`` and ``optimi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from typing import Any
 
 import torch
 
@@ -65,3 +68,23 @@ def publish(context: BatchContext) -> Token:
 def withdraw(token: Token) -> None:
     """Restores the context that was current before :func:`publish` returned ``token``."""
     _current.reset(token)
+
+
+_wrapper: ContextVar[Any] = ContextVar("pyblaze_pl_compiled_wrapper", default=None)
+
+
+@contextmanager
+def reached_through(wrapper: Any) -> Iterator[None]:
+    """The call in the body was reached through ``wrapper``, a ``torch.compile`` wrapper of the
+    model (``torch.compile(model).fit(...)``): the run compiles the model's forward as it does.
+    """
+    token = _wrapper.set(wrapper)
+    try:
+        yield
+    finally:
+        _wrapper.reset(token)
+
+
+def compiled_wrapper() -> Any:
+    """The ``torch.compile`` wrapper the current call was reached through, or None."""
+    return _wrapper.get()
