@@ -127,7 +127,6 @@ def test_resuming_with_another_optimizer_is_refused_before_loading(tmp_path):
         assert torch.equal(net.state_dict()[key], value)
 
 
-@pytest.mark.xfail(reason="needs run wiring: the run's check is not check_optimizers", strict=True)
 def test_resuming_from_a_weights_only_checkpoint_is_refused_before_loading(tmp_path):
     path = written_checkpoint(tmp_path, save_weights_only=True)
     net = Net()

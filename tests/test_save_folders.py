@@ -178,7 +178,6 @@ def test_checkpoint_folders_that_cannot_be_written_are_named(tmp_path, read_only
     check_checkpoint_folders(pl, [ModelCheckpoint(), remote, object()])
 
 
-@pytest.mark.xfail(reason="needs run wiring", strict=True)
 def test_fit_refuses_a_checkpoint_folder_that_cannot_be_written_before_training(net, tmp_path):
     (tmp_path / "notes").write_text("x")
     before = copy.deepcopy(net.state_dict())

@@ -141,3 +141,50 @@ def test_a_ctrl_c_between_the_renames_of_files_saved_together_waits_for_the_last
         """,
     )
     assert lines == ["interrupted", "new new ['m.json', 'm.pt', 'slow_module.py']"]
+
+
+FIRST_CALL = """
+import signal, sys, time
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+import pyblaze_pl.nn as xnn
+import pyblaze_pl.nn.functional
+
+assert "sympy" not in sys.modules  # the first call imports Lightning, and Lightning sympy
+
+
+class CtrlCInSympy:
+    \"\"\"Sends SIGINT once, while sympy (torch imports it with Lightning) is half imported.\"\"\"
+
+    sent = False
+
+    def find_spec(self, name, path, target=None):
+        if name == "sympy.integrals" and not self.sent:  # sympy.logic is complete by then
+            CtrlCInSympy.sent = True
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.2)  # without deferral, KeyboardInterrupt is raised here
+        return None
+
+
+sys.meta_path.insert(0, CtrlCInSympy())
+torch.manual_seed(0)
+net = torch.nn.Linear(4, 2)
+data = DataLoader(TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,))), batch_size=8)
+engine = xnn.MLEEngine(net)
+try:
+    engine.evaluate(data, metrics={"accuracy": xnn.functional.accuracy})
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted:", CtrlCInSympy.sent)
+history = engine.train(data, epochs=2, optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+                       loss=torch.nn.CrossEntropyLoss())
+print("later fit:", len(history))
+"""
+
+
+def test_a_ctrl_c_during_the_first_calls_lazy_imports_stops_it_and_later_calls_work(tmp_path):
+    """The first call imports Lightning (and with it sympy, 1 to 2.5 s): a Ctrl-C meanwhile stops
+    the call once the import is complete, and later calls work (interrupted mid-import, sympy
+    was left without its submodules: every later fit failed with
+    `module 'sympy' has no attribute 'logic'`)."""
+    assert run_script(tmp_path, FIRST_CALL) == ["interrupted: True", "later fit: 2"]

@@ -20,6 +20,7 @@ from pyblaze_pl._lightning.data import (
     is_lightning_module,
     provides_validation,
 )
+from pyblaze_pl._signals import deferred_sigint
 
 __all__ = [
     "check_datamodule",
@@ -47,7 +48,8 @@ def start(
 
     The run module is imported on first use: ``import pyblaze_pl.nn`` loads no Lightning.
     """
-    from pyblaze_pl._lightning.run import Run
+    with deferred_sigint():
+        from pyblaze_pl._lightning.run import Run
 
     return Run(
         engine,

@@ -36,9 +36,11 @@ def _weights_state(model: torch.nn.Module) -> str:
         return "The model's weights are still finite."
     return (
         f"The model's weights are now non-finite ({len(bad)} of {len(tensors)} parameter "
-        f"tensors hold NaN or infinity): to keep finite ones, train with "
-        f"xnn.EarlyStopping(restore_best=True) (the best epoch's weights come back) or a "
-        f"checkpoint to resume from (ModelCheckpoint(save_last=True))."
+        f"tensors hold NaN or infinity). To keep finite ones, train with "
+        f"xnn.EarlyStopping(restore_best=True) (the best epoch's weights come back) or with "
+        f"ModelCheckpoint(monitor='train_loss') and load its best_model_path (a last.ckpt "
+        f"saved now holds these non-finite weights). To avoid the overflow, lower the learning "
+        f"rate or clip gradients (trainer_kwargs={{'gradient_clip_val': 1.0}})."
     )
 
 

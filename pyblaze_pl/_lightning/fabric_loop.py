@@ -29,6 +29,7 @@ from pyblaze_pl._lightning import compat
 from pyblaze_pl._lightning.context import BatchContext
 from pyblaze_pl._lightning.interrupts import Terminated
 from pyblaze_pl._lightning.quiet import quiet
+from pyblaze_pl._signals import deferred_sigint
 from pyblaze_pl.nn.callbacks._modes import model_mode
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ def new_fabric(package: str, accelerator: str, devices: Any, precision: Any) -> 
 
 
 def _build_fabric(package: str, accelerator: str, devices: Any, precision: Any) -> Any:
-    fabric = importlib.import_module(_FABRIC[package])
+    with deferred_sigint():  # a Ctrl-C mid-import would break every later call
+        fabric = importlib.import_module(_FABRIC[package])
     devices = list(devices) if isinstance(devices, tuple) else devices
     with quiet():
         return fabric.Fabric(accelerator=accelerator, devices=devices, precision=precision)

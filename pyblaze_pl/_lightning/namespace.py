@@ -12,6 +12,8 @@ import importlib
 from collections.abc import Iterable
 from types import ModuleType
 
+from pyblaze_pl._signals import deferred_sigint
+
 _PACKAGES = {"pytorch_lightning": "pytorch_lightning", "lightning": "lightning.pytorch"}
 DEFAULT = "pytorch_lightning"
 
@@ -63,7 +65,8 @@ def load(package: str) -> ModuleType:
         ImportError: If the package is not installed; the message says how to install it.
     """
     try:
-        return importlib.import_module(_PACKAGES[package])
+        with deferred_sigint():  # a Ctrl-C mid-import would break every later call
+            return importlib.import_module(_PACKAGES[package])
     except ImportError as e:
         extra = "pip install 'pyblaze_pl[lightning]'" if package == "lightning" else ""
         raise ImportError(

@@ -23,7 +23,11 @@ import torch
 
 from pyblaze_pl._lightning import compat, data, features, namespace, resume
 from pyblaze_pl._lightning.batch_errors import explain_batch_error
-from pyblaze_pl._lightning.checkpoint_io import check_checkpoint, with_atomic_checkpoints
+from pyblaze_pl._lightning.checkpoint_io import (
+    check_checkpoint,
+    check_checkpoint_folders,
+    with_atomic_checkpoints,
+)
 from pyblaze_pl._lightning.data import is_datamodule, is_lightning_module
 from pyblaze_pl._lightning.devices import fast_cuda_checks, resolve_gpu
 from pyblaze_pl._lightning.distributed import destroy_process_group_at_exit, gather_predictions
@@ -31,7 +35,6 @@ from pyblaze_pl._lightning.epoch import Epochs, to_host
 from pyblaze_pl._lightning.hooks import Hooks
 from pyblaze_pl._lightning.interrupts import InterruptGuard, announce_termination
 from pyblaze_pl._lightning.module import TrainerContext, adapter_class
-from pyblaze_pl._lightning.optimizer_check import check_optimizers
 from pyblaze_pl._lightning.options import (
     CLIP_KEYS,
     RUNNERS,
@@ -230,6 +233,8 @@ class Run(Epochs):
         if ckpt_path is not None and ckpt_path not in data.SPECIAL_CKPT:
             checkpoint = check_checkpoint(ckpt_path)  # before Lightning loads it (older: unsafely)
         options: dict[str, Any] = {"max_epochs": epochs}
+        if self.lightning_callbacks:
+            check_checkpoint_folders(self.pl, self.lightning_callbacks)
         self._choose_runner(ckpt_path)
         if self.own_steps:
             self.module = self.model
@@ -251,7 +256,7 @@ class Run(Epochs):
                 hooks.state_key,
                 self.pl.__version__ if compat.restarts_epochs(self.trainer) else None,
             )
-            check_optimizers(checkpoint, self.optimizers, str(ckpt_path))
+            resume.check_optimizers(checkpoint, str(ckpt_path), self.optimizers)
         start = time.monotonic()
         try:
             self._fit(train_data, val_data, ckpt_path)

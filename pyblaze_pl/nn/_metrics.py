@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from pyblaze_pl._errors import metric_error
+from pyblaze_pl._signals import deferred_sigint
 
 
 def to_metric(name: str, metric: object) -> Any:
@@ -47,7 +48,8 @@ def to_metric(name: str, metric: object) -> Any:
         >>> m.compute()
         tensor(0.5000)
     """
-    from pyblaze_pl.nn import _streaming as streaming  # torchmetrics, on first use
+    with deferred_sigint():
+        from pyblaze_pl.nn import _streaming as streaming  # torchmetrics, on first use
 
     if isinstance(metric, (streaming.Metric, streaming.MetricCollection)):
         clone = metric.clone()

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyblaze_pl._signals import deferred_sigint
 from pyblaze_pl._tensors import wide_float
 
 __all__ = [
@@ -233,7 +234,8 @@ def _streaming(counts: Callable[..., Tensor], value: Callable[[Tensor], Tensor],
     """The ``streaming`` factory of a built-in metric (torchmetrics is imported when it is used)."""
 
     def build(**kwargs: int) -> Any:
-        from pyblaze_pl.nn._streaming import SummedCounts
+        with deferred_sigint():  # torchmetrics, on first use
+            from pyblaze_pl.nn._streaming import SummedCounts
 
         return SummedCounts(counts, value, n, **kwargs)
 

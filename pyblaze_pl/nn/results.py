@@ -12,6 +12,7 @@ from typing import Any
 
 from pyblaze_pl._files import read_json
 from pyblaze_pl._io import atomic_write, require_file
+from pyblaze_pl._signals import deferred_sigint
 from pyblaze_pl.nn._html import evaluation_table, history_table
 
 _repr = reprlib.Repr()
@@ -252,7 +253,8 @@ class History(_MetricsAsAttributes):
             raise ValueError(
                 f"Expected History keys to plot. Received: {unknown}. Valid: {valid}.{hint}"
             )
-        from pyblaze_pl.nn._plot import BATCHES, plot_history  # matplotlib: only when plotting
+        with deferred_sigint():
+            from pyblaze_pl.nn._plot import BATCHES, plot_history  # matplotlib, when plotting
 
         batches = [len(record.get(BATCHES, [])) for record in self._metrics]
         return plot_history({k: self[k] for k in keys}, batches)

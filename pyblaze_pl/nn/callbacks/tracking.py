@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from pyblaze_pl._signals import deferred_sigint
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 from pyblaze_pl.nn.results import Evaluation
 
@@ -172,7 +173,8 @@ class TensorboardTracker(_Tracker):
     def __init__(self, local_dir: str) -> None:
         super().__init__()
         _require("tensorboard", "TensorboardTracker", "TensorBoardLogger")
-        from torch.utils.tensorboard import SummaryWriter
+        with deferred_sigint():
+            from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(local_dir)
 
