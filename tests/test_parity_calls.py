@@ -6,45 +6,20 @@ Each runs on both runners (the module is in ``BOTH_RUNNERS``).
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import torch
+from pyblaze_parity import pnn, pyblaze_history
 from torch import nn, optim
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import pyblaze_pl.nn as xnn
 from pyblaze_pl._lightning.epoch import validates_after
 from pyblaze_pl.testing import assert_histories_close, assert_models_close
 
-
-def _import_pyblaze() -> Any:
-    """``pyblaze.nn`` with torch's ``Dataset`` helpers put back (see test_parity_pyblaze.py)."""
-    names = ("loader", "random_split", "split")
-    before = {name: Dataset.__dict__.get(name) for name in names}
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        module = importlib.import_module("pyblaze.nn")
-    else:
-        module = pytest.importorskip("pyblaze.nn", reason="PyBlaze 2.3.2 is not importable")
-    for name, value in before.items():
-        if value is None:
-            delattr(Dataset, name)
-        else:
-            setattr(Dataset, name, value)
-    return module
-
-
-pnn = _import_pyblaze()
 TOL = 1e-5
-
-
-def pyblaze_history(history: Any) -> dict[str, list[float]]:
-    renamed = {"batch_loss": "micro_train_loss", "loss": "train_loss"}
-    return {renamed.get(k, k): list(getattr(history, k)) for k in history.keys}
 
 
 def data(n: int, seed: int) -> TensorDataset:

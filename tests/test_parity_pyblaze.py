@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from pyblaze_parity import PF, pnn, pyblaze_history
 from torch import nn, optim
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -42,37 +41,6 @@ import pyblaze_pl.nn as xnn
 import pyblaze_pl.nn.functional as X
 from pyblaze_pl.nn import data as pyblaze_pl_data
 from pyblaze_pl.testing import assert_histories_close, assert_models_close
-
-
-def _import_pyblaze() -> Any:
-    """Imports ``pyblaze.nn`` and undoes its one global change.
-
-    Importing ``pyblaze.nn`` sets ``Dataset.loader``, ``Dataset.random_split`` and
-    ``Dataset.split`` on ``torch.utils.data.Dataset`` (``pyblaze/nn/data/extensions.py``),
-    replacing pyblaze_pl's helpers for every test in the session. They are put back as they were.
-    No other patch is needed: PyBlaze 2.3.2 runs unchanged on torch 2.x.
-    """
-    names = ("loader", "random_split", "split")
-    before = {name: Dataset.__dict__.get(name) for name in names}
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        # CI must run the parity tests: a missing PyBlaze is an error there, never a skip.
-        module = importlib.import_module("pyblaze.nn")
-    else:
-        module = pytest.importorskip(
-            "pyblaze.nn",
-            reason="PyBlaze is not importable: `make test` installs it test-only with "
-            "`pip install --no-deps pyblaze==2.3.2` (it also needs scikit-learn and tensorboard).",
-        )
-    for name, value in before.items():
-        if value is None:
-            delattr(Dataset, name)
-        else:
-            setattr(Dataset, name, value)
-    return module
-
-
-pnn = _import_pyblaze()
-import pyblaze.nn.functional as PF  # noqa: E402
 
 TOL = 1e-5  # absolute tolerance for every compared number
 SEED = 1234
@@ -122,13 +90,6 @@ TRAIN, VAL = make_data(150, seed=0), make_data(45, seed=1)  # 10 batches of 16 (
 def loaders(train: TensorDataset = TRAIN, val: TensorDataset = VAL) -> tuple[DataLoader, ...]:
     """Fresh loaders; the training loader shuffles with the global generator."""
     return DataLoader(train, batch_size=16, shuffle=True), DataLoader(val, batch_size=20)
-
-
-def pyblaze_history(history: Any) -> dict[str, list[float]]:
-    """A PyBlaze 2.x History under pyblaze_pl's names (``batch_loss`` -> ``micro_train_loss``,
-    ``loss`` -> ``train_loss``; ``val_*`` as they are)."""
-    renamed = {"batch_loss": "micro_train_loss", "loss": "train_loss"}
-    return {renamed.get(k, k): list(getattr(history, k)) for k in history.keys}
 
 
 def assert_evaluations_close(ours: xnn.Evaluation, theirs: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.distributions import Categorical, Distribution
 from torch.utils.data import IterableDataset
 
-from pyblaze_pl.nn.functional import _NOISE_TYPES, generate_noise
+from pyblaze_pl.nn._generative_functional import _NOISE_TYPES, generate_noise
 
 __all__ = ["LabeledNoiseDataset", "NoiseDataset"]
 

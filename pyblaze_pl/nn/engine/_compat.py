@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pyblaze_pl.nn.engine._checks import keyword_error
+from pyblaze_pl.nn.engine._keywords import keyword_error
 
 if TYPE_CHECKING:
     from pyblaze_pl.nn.engine.base import Engine

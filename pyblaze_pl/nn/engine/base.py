@@ -13,12 +13,18 @@ from pyblaze_pl import _lightning
 from pyblaze_pl._lightning import (
     check_datamodule,
     check_single_loader,
-    is_datamodule,
     provides_validation,
 )
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.callbacks.base import PredictionCallback, TrainingCallback
-from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
+from pyblaze_pl.nn.engine._batches import (
+    apply_loop_options,
+    check_fit_arguments,
+    check_loader,
+    check_positive_int,
+    limit_batches,
+    tensor_batches,
+)
 from pyblaze_pl.nn.engine._checks import check_fit_call
 from pyblaze_pl.nn.engine._compat import (
     check_batch_kwargs,
@@ -27,71 +33,6 @@ from pyblaze_pl.nn.engine._compat import (
     split_eval_kwargs,
 )
 from pyblaze_pl.nn.results import Evaluation, History
-
-
-def check_loader(data: object, name: str) -> None:
-    """Raises unless ``data`` is an iterable of batches (or a LightningDataModule); an empty sized
-    loader is refused."""
-    if is_datamodule(data):
-        return
-    if isinstance(data, torch.Tensor):
-        shape = tuple(data.shape)
-        raise TypeError(
-            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: a "
-            f"tensor of shape {shape}, whose rows would be taken as batches. Pass batches: "
-            f"DataLoader(TensorDataset(x, y), batch_size=32). (predict takes a tensor of inputs.)"
-        )
-    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, Iterable):
-        raise TypeError(
-            f"Expected {name} to be a DataLoader (or another iterable of batches). Received: "
-            f"a data set ({type(data).__name__}), which holds samples, not batches. Pass "
-            f"dataset.loader(batch_size=32) or DataLoader(dataset, batch_size=32)."
-        )
-    if not isinstance(data, Iterable):
-        raise TypeError(
-            f"Expected {name} to be a DataLoader (or another iterable of batches). "
-            f"Received: {type(data).__name__}."
-        )
-    try:
-        size = len(data)  # type: ignore[arg-type]
-    except TypeError:
-        return  # iterable-style data sets have no length
-    if size == 0:
-        raise ValueError(f"Expected {name} to yield at least one batch. Received: an empty loader.")
-
-
-#: The rows per batch when ``predict`` is given a tensor.
-PREDICT_BATCH_SIZE = 32
-
-
-def tensor_batches(data: torch.Tensor) -> list[torch.Tensor]:
-    """A tensor of inputs as batches of :data:`PREDICT_BATCH_SIZE` rows (``predict``).
-
-    Example:
-        >>> [tuple(b.shape) for b in tensor_batches(torch.zeros(40, 4))]
-        [(32, 4), (8, 4)]
-    """
-    if data.dim() < 2:
-        raise ValueError(
-            f"Expected data to be a tensor of samples with at least 2 dimensions (samples, "
-            f"features...). Received: a tensor of shape {tuple(data.shape)}. For one sample, "
-            f"pass x.unsqueeze(0); for samples of one value each, x.unsqueeze(1)."
-        )
-    return list(data.split(PREDICT_BATCH_SIZE))
-
-
-def check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected {name} to be an int >= 1. Received: {value!r}.")
-
-
-def check_fit_arguments(train_data: object, val_data: object, epochs: object) -> None:
-    check_loader(train_data, "train_data")
-    if val_data is not None:
-        check_loader(val_data, "val_data")
-        check_single_loader(val_data, "val_data")
-    check_datamodule(train_data, "train_dataloader", "fit")
-    check_positive_int("epochs", epochs)
 
 
 def collate(outputs: list[Any]) -> Any:

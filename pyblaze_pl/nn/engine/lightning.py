@@ -8,8 +8,9 @@ from typing import Any
 
 from pyblaze_pl._lightning import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
+from pyblaze_pl.nn.engine._batches import check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
-from pyblaze_pl.nn.engine.base import _run, check_fit_arguments, check_positive_int
+from pyblaze_pl.nn.engine.base import _run
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
 

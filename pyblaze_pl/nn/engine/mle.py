@@ -9,7 +9,7 @@ import torch
 
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._batches import apply_loop_options, limit_batches
+from pyblaze_pl.nn.engine._batches import apply_loop_options
 from pyblaze_pl.nn.engine._loss_inputs import AllInputs, LossInputs, unwrap, wrap_metrics
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import Evaluation, History
@@ -145,33 +145,13 @@ class MLEEngine(SupervisedEngine):
         metrics: Mapping[str, object] | None = None,
         callbacks: Sequence[object] | None = None,
         gpu: object = "auto",
-        *,
-        iterations: int | None = None,
         **kwargs: Any,
     ) -> Evaluation:
-        """Computes ``metrics`` on ``data`` (its first ``iterations`` batches if given); see
-        :meth:`Engine.evaluate`. Further keyword arguments go to the model's ``forward``."""
+        """Computes ``metrics`` on ``data``; see :meth:`Engine.evaluate` (``iterations=k``
+        included). Further keyword arguments go to the model's ``forward``."""
         if self.passes_all_loss_inputs:
             metrics = wrap_metrics(metrics, self._packer)
-        data = limit_batches(data, iterations)
         return super().evaluate(data, metrics, callbacks, gpu, **kwargs)
-
-    def predict(
-        self,
-        data: Iterable,
-        callbacks: Sequence[object] | None = None,
-        gpu: object = "auto",
-        *,
-        iterations: int | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The model's outputs for ``data`` (its first ``iterations`` batches if given, as in
-        PyBlaze 2.x, e.g. for an endless noise loader); see :meth:`Engine.predict`.
-
-        Example:
-            >>> engine.predict(noise_loader, iterations=1)  # doctest: +SKIP
-        """
-        return super().predict(limit_batches(data, iterations), callbacks, gpu, **kwargs)
 
     # batch processing
     def batch_loss(

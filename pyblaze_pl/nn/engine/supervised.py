@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
+from pyblaze_pl.nn.engine._batches import check_positive_int
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_supervised
 from pyblaze_pl.nn.engine._compat import check_batch_kwargs
-from pyblaze_pl.nn.engine.base import Engine, check_positive_int
+from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.results import History
 
 _OTHER_BATCHES = (

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._batches import limit_batches
-from pyblaze_pl.nn.engine.base import Engine, check_positive_int
+from pyblaze_pl.nn.engine._batches import check_positive_int
+from pyblaze_pl.nn.engine.base import Engine
 from pyblaze_pl.nn.engine.mle import _with_kwarg_callbacks
 from pyblaze_pl.nn.results import Evaluation, History
 
@@ -189,19 +189,17 @@ class WGANEngine(Engine):
         data: Iterable,
         callbacks: Sequence[object] | None = None,
         gpu: object = "auto",
-        *,
-        iterations: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Generates samples from the noise batches of ``data`` (its first ``iterations``
-        batches if given).
+        """Generates samples from the noise batches of ``data`` (its first ``iterations=k``
+        batches if given, as :meth:`Engine.predict` takes them).
 
         Example:
             >>> noise = xnn.NoiseDataset(dist).loader(batch_size=64)  # doctest: +SKIP
             >>> engine.predict(noise, iterations=1)  # doctest: +SKIP
         """
         _check_module(self.model, "generator")
-        return super().predict(limit_batches(data, iterations), callbacks, gpu, **kwargs)
+        return super().predict(data, callbacks, gpu, **kwargs)
 
     # batch processing
     def train_batch(
