@@ -50,10 +50,14 @@ def test_a_fitting_checkpoint_passes(params):
             r"whose optimizer is of another class: its hyperparameters are dampening, lr, "
             r"momentum, nesterov, weight_decay \(those of SGD\), where Adam has amsgrad, betas,",
         ),
-        (
+        pytest.param(
             lambda p: optim.Adam(p),
             lambda p: optim.AdamW(p),
             r"is of another class: .* \(those of Adam( or \w+)?\), where AdamW has",
+            marks=pytest.mark.skipif(
+                "decoupled_weight_decay" not in optim.Adam([torch.zeros(1)]).defaults,
+                reason="before torch 2.5, Adam's and AdamW's states hold the same keys",
+            ),
         ),
         (
             lambda p: optim.SGD([{"params": p[:2]}, {"params": p[2:], "lr": 0.01}], lr=0.1),
