@@ -80,6 +80,7 @@ class Epochs:
             resume.restore_rng(resumed["rng"])
         self._losses = []
         self._losses_final = False
+        self._silent_batches = 0
         self.values = {}
         self._logged_before = compat.metrics_snapshot(trainer) if self.own_steps else {}
         self.context.num_iterations = count_batches(trainer.num_training_batches)
@@ -99,8 +100,14 @@ class Epochs:
 
     def add_batch_loss(self, outputs: Any) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor) or features.is_extra_epoch(self):
-            return  # training_step returned None: the batch was skipped
+        if features.is_extra_epoch(self):
+            return
+        if not isinstance(loss, torch.Tensor):
+            # training_step returned None: a skipped batch, or manual optimization's step
+            self._silent_batches += (
+                self.own_steps and not self.trainer.lightning_module.automatic_optimization
+            )
+            return
         loss = loss.detach()
         if self.own_steps and self.trainer.accumulate_grad_batches != 1:
             loss = loss * self.trainer.accumulate_grad_batches  # Lightning divided it
@@ -132,11 +139,12 @@ class Epochs:
         if not self.own_steps and not self.on_fabric:
             features.step_epoch_schedulers(self.trainer)
         self._flush_pending()
-        if not self._losses:  # stopped before the first batch
+        if not self._losses and not self._silent_batches:  # stopped before the first batch
             return
         self._finalize_losses()
         values = self.values if not self.own_steps else self._logged_values()
-        numbers = to_host([torch.stack(self._losses), *values.values()])
+        losses = [torch.stack(self._losses)] if self._losses else []
+        numbers = to_host([*losses, *values.values()])
         micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
         self._losses = []
         self._append(micro, dict(zip(values, rest, strict=True)))
@@ -153,8 +161,13 @@ class Epochs:
     def _append(self, micro: list[float], values: dict[str, float]) -> None:
         # PyBlaze's train_loss is the mean of the returned losses, whatever the module logs under
         # that name (a step-only ``self.log("train_loss", loss)`` holds the last batch's value).
-        own = ("micro_train_loss", "train_loss")
-        record = {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro)}
+        # Manual optimization that returns no loss: the record holds what the module logged.
+        own = ("micro_train_loss", "train_loss") if micro else ()
+        record = (
+            {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro)}
+            if micro
+            else {}
+        )
         record.update((k, v) for k, v in values.items() if k not in own)
         for name, batches in self.engine.epoch_values().items():  # PyBlaze 2.x: batch_<name>
             record[f"batch_{name}"] = batches

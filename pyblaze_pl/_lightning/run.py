@@ -133,6 +133,7 @@ class Run(Epochs):
         self.collated: list[Any] | None = None  # eval outputs kept for the engine's collate_*
         self._losses: list[torch.Tensor] = []
         self._losses_final = False
+        self._silent_batches = 0  # manual optimization: batches that returned no loss
         self._pending: dict[str, Any] | None = None
         self._logged_before: dict[str, Any] = {}  # callback_metrics when the epoch started
         self._resumed: dict[str, Any] | None = None  # this rank's state from a checkpoint
