@@ -13,6 +13,7 @@ from conftest import make_dataset, make_loader
 from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
+import pyblaze_pl.nn.functional as X
 
 
 @pytest.fixture(params=["pytorch_lightning", "lightning.pytorch"])
@@ -89,3 +90,57 @@ def test_epoch_level_monitors_still_see_pyblazes_mean(pl_ns, tmp_path):
 
     history = fit(Net(), callbacks=[Peek()])
     assert seen == pytest.approx(history.train_loss, abs=1e-6)
+
+
+def test_evaluate_logs_its_metrics_under_the_historys_names(pl_ns, tmp_path):
+    # Issue 22.4: evaluate used to log nothing and leave callback_metrics empty.
+    seen = {}
+
+    class Peek(pl_ns.Callback):
+        def on_validation_end(self, trainer, *args):
+            seen.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    net = Net()
+    fit(net)
+    logger = pl_ns.loggers.CSVLogger(tmp_path, name="eval")
+    evaluation = net.evaluate(
+        make_loader(make_dataset(40, seed=3), 8),
+        metrics={"accuracy": X.accuracy, "loss": nn.CrossEntropyLoss()},
+        callbacks=[Peek()],
+        trainer_kwargs={"logger": logger},
+        gpu=False,
+    )
+    assert evaluation.keys == ["accuracy", "loss"]  # PyBlaze's Evaluation, as before
+    expected = {"val_accuracy": evaluation["accuracy"], "val_loss": evaluation["loss"]}
+    assert seen == pytest.approx(expected, abs=1e-6)  # the names fit's History uses
+    with open(f"{logger.log_dir}/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    assert {k: float(rows[0][k]) for k in expected} == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_lightning_modules_evaluate_returns_the_historys_names(pl_ns):
+    class Lit(xnn.Estimator, pl_ns.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.layer = nn.Linear(8, 3)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self.layer(x), y)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self.layer(x), y)
+            self.log("val_loss", loss, on_step=True, on_epoch=True)
+
+        def configure_optimizers(self):
+            return optim.SGD(self.parameters(), lr=0.1)
+
+    lit, val = Lit(), make_loader(make_dataset(40, seed=3), 8)
+    history = lit.fit(make_loader(make_dataset(48), 8), val_data=val, epochs=1, gpu=False)
+    evaluation = lit.evaluate(val, gpu=False)
+    assert "val_loss" in evaluation.keys  # validate itself returns only val_loss_epoch
+    assert [k for k in history.keys if k.startswith("val_")] == evaluation.keys
+    assert evaluation["val_loss"] == pytest.approx(history.val_loss[-1], abs=1e-6)

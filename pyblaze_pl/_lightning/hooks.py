@@ -141,16 +141,18 @@ class Hooks:
         run = self.run
         run.update_collated()
         values = run.metrics.compute()
-        if trainer.state.fn == "fit":
+        fitting = trainer.state.fn == "fit"
+        if fitting:
             run.validated = True
             values = {f"val_{k}": v for k, v in values.items()}
-            if not run.on_fabric:  # for Lightning callbacks and loggers
-                # Those that act when validation ends (ModelCheckpoint) see train_loss too.
-                if run._losses_final:
-                    self._log_train_loss(pl_module)
-                distributed = trainer.world_size > 1  # values are global already
-                for name, value in values.items():
-                    pl_module.log(name, value.float(), sync_dist=distributed)
+            # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
+            if run._losses_final and not run.on_fabric:
+                self._log_train_loss(pl_module)
+        if not run.on_fabric:  # for Lightning callbacks and loggers, under the History's names
+            distributed = trainer.world_size > 1  # values are global already
+            for name, value in values.items():
+                logged = name if fitting else f"val_{name}"
+                pl_module.log(logged, value.float(), sync_dist=distributed)
         run.values = values
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:

@@ -297,8 +297,11 @@ class Run(Epochs):
         with ExitStack() as stack:
             self._enter(stack, fit=False)
             args, sources = data.sources(loader, self.on_fabric)
-            logged = self.trainer.validate(self.module, *args, **sources, verbose=False)
-        values = {k: float(v) for k, v in (logged[0] if self.own_steps and logged else {}).items()}
+            self.trainer.validate(self.module, *args, **sources, verbose=False)
+        # A LightningModule's logged values under the History's names (``val_loss`` for a value
+        # logged on step and epoch, where validate returns only ``val_loss_epoch``).
+        values = self._logged_values() if self.own_steps else {}
+        values = {k: float(v) for k, v in values.items()}
         values.update(zip(self.values, to_host(list(self.values.values())), strict=True))
         return Evaluation(values)
 
