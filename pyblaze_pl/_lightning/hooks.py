@@ -3,6 +3,7 @@ Fabric runner calls the same methods in the same order."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from pyblaze_pl._lightning import context as batch_context
-from pyblaze_pl._lightning import features
+from pyblaze_pl._lightning import features, resume
 from pyblaze_pl._lightning.distributed import unpadded_samples
 from pyblaze_pl._lightning.epoch import count_batches
 from pyblaze_pl._lightning.interrupts import Interrupted, Terminated
@@ -172,11 +173,19 @@ class Hooks:
     def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
         self.run.dispatch.after_predictions()
 
-    # checkpoints: the History so far and the PyBlaze callbacks' state
-    def state_dict(self) -> dict[str, Any]:
-        return {**self.run.state_dict(), "callbacks": self.run.dispatch.state_dict()}
+    # checkpoints: the History so far and the PyBlaze callbacks' state, under the checkpoint's
+    # own key (resume.STATE_KEY) rather than this callback's state_dict, so that plain Lightning
+    # resumes the file without asking for this callback (the default state_dict is empty)
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        state = {**self.run.state_dict(), "callbacks": self.run.dispatch.state_dict()}
+        checkpoint[resume.STATE_KEY] = state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(resume.STATE_KEY)
+        if state is not None:
+            self.load_state_dict(copy.deepcopy(state))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # also: files of 0.1.0
         self.run.load_state_dict(state_dict)
         self.run.dispatch.load_state_dict(state_dict.get("callbacks", {}))
 

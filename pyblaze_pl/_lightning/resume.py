@@ -24,6 +24,7 @@ import torch
 from pyblaze_pl._fit_checks import WeightsMismatch, check_optimizers, check_weights
 
 __all__ = [
+    "STATE_KEY",
     "WeightsMismatch",
     "capture_rng",
     "check_checkpoint",
@@ -33,8 +34,28 @@ __all__ = [
     "load_rank_state",
     "rank_states",
     "restore_rng",
+    "saved_state",
     "warn_inexact_mid_epoch",
 ]
+
+# The checkpoint key of the run's state (History, PyBlaze callbacks, generators): a key of its own,
+# not the Lightning callback's ``callbacks`` entry, which plain Lightning asks to be passed again.
+STATE_KEY = "pyblaze_pl"
+
+
+def saved_state(checkpoint: Mapping[str, Any], state_key: str) -> Mapping[str, Any]:
+    """The run's state in ``checkpoint``: under :data:`STATE_KEY`, or (files written by release
+    0.1.0) under the run callback's ``state_key`` in ``callbacks``; empty if there is none (a
+    plain Lightning checkpoint).
+
+    Example:
+        >>> dict(saved_state({"pyblaze_pl": {"epoch": None}}, "RunHooks"))
+        {'epoch': None}
+    """
+    state = checkpoint.get(STATE_KEY)
+    if state is None:
+        state = (checkpoint.get("callbacks") or {}).get(state_key)
+    return state or {}
 
 
 def capture_rng() -> dict[str, Any]:
@@ -204,7 +225,7 @@ def check_checkpoint(
         )
     strict = bool(getattr(module, "strict_loading", True))
     check_weights(module.state_dict(), saved, strict=strict, source=path)
-    ours = checkpoint.get("callbacks", {}).get(state_key) or {}
+    ours = saved_state(checkpoint, state_key)
     ranks = ours.get("ranks") or [{}]
     partial = ranks[0].get("partial")
     if partial and not (ours.get("stateful_loader") and is_stateful(train_data)):

@@ -1,0 +1,185 @@
+"""What moves between pyblaze_pl and plain Lightning (issue 22): checkpoints resume either way
+with the same global_step and epoch, `trainer.datamodule` is the user's DataModule, and
+BackboneFinetuning trains the backbone as in plain Lightning."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import pytest
+import torch
+from conftest import Net, make_dataset, make_loader
+from torch import nn, optim
+
+import pyblaze_pl.nn as xnn
+
+
+@pytest.fixture(params=["pytorch_lightning", "lightning.pytorch"])
+def pl(request):
+    return importlib.import_module(request.param)
+
+
+def train_loader():
+    return make_loader(make_dataset(40), 4)  # 10 batches: 10 steps an epoch
+
+
+def lit_class(pl):
+    class Lit(xnn.Estimator, pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.layers = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.layers(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return optim.SGD(self.parameters(), lr=0.1)
+
+    return Lit
+
+
+def progress_class(pl):
+    class Progress(pl.Callback):
+        """global_step and current_epoch when training starts and ends."""
+
+        def on_train_start(self, trainer, pl_module):
+            self.start = (trainer.global_step, trainer.current_epoch)
+
+        def on_train_end(self, trainer, pl_module):
+            self.end = (trainer.global_step, trainer.current_epoch)
+
+    return Progress
+
+
+def plain_trainer(pl, epochs, callbacks=()):
+    return pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+
+
+def uninterrupted(pl, folder, epochs=2):
+    model = lit_class(pl)()
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
+    plain_trainer(pl, epochs, [checkpoint]).fit(model, train_loader())
+    return model
+
+
+def asked_for_callbacks(caught):
+    return [
+        str(w.message) for w in caught if "Please add the following callbacks" in str(w.message)
+    ]
+
+
+# Point 5: checkpoints interchange with plain Lightning
+
+
+def test_a_checkpoint_of_fit_resumes_in_plain_lightning(pl, tmp_path):
+    model = lit_class(pl)()
+    model.fit(
+        train_loader(),
+        epochs=1,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        gpu=False,
+    )
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert (checkpoint["global_step"], checkpoint["epoch"]) == (10, 0)
+    resumed, progress = lit_class(pl)(), progress_class(pl)()
+    callbacks = [progress, pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain_trainer(pl, 2, callbacks).fit(
+            resumed, train_loader(), ckpt_path=tmp_path / "last.ckpt"
+        )
+    assert asked_for_callbacks(caught) == []
+    assert (progress.start, progress.end) == ((10, 1), (20, 2))
+    expected = uninterrupted(pl, tmp_path / "uninterrupted")
+    for got, want in zip(resumed.parameters(), expected.parameters(), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_a_plain_lightning_checkpoint_resumes_in_fit(pl, tmp_path):
+    first = lit_class(pl)()
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    plain_trainer(pl, 1, [checkpoint]).fit(first, train_loader())
+    model, progress = lit_class(pl)(), progress_class(pl)()
+    callbacks = [progress, pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(
+            train_loader(),
+            epochs=2,
+            callbacks=callbacks,
+            gpu=False,
+            ckpt_path=tmp_path / "last.ckpt",
+        )
+    assert asked_for_callbacks(caught) == []
+    assert (progress.start, progress.end) == ((10, 1), (20, 2))
+    assert len(history) == 1  # the epoch trained here: the plain checkpoint holds no History
+    saved = torch.load(tmp_path / "again" / "last.ckpt", weights_only=True)
+    assert (saved["global_step"], saved["epoch"]) == (20, 1)
+    expected = uninterrupted(pl, tmp_path / "uninterrupted")
+    for got, want in zip(model.parameters(), expected.parameters(), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_the_runs_state_has_a_checkpoint_key_of_its_own(pl, tmp_path):
+    model = lit_class(pl)()
+    model.fit(
+        train_loader(),
+        epochs=1,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        gpu=False,
+    )
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert not any("RunHooks" in key for key in checkpoint["callbacks"])
+    assert len(checkpoint["pyblaze_pl"]["metrics"]) == 1
+
+
+def engine_fit(model, epochs, callbacks, **kwargs):
+    return model.fit(
+        train_loader(),
+        epochs=epochs,
+        optimizer=optim.SGD(model.parameters(), lr=0.1),
+        loss=nn.CrossEntropyLoss(),
+        callbacks=callbacks,
+        gpu=False,
+        **kwargs,
+    )
+
+
+def test_an_engines_checkpoint_resumes_global_step_and_epoch(pl, tmp_path):
+    torch.manual_seed(0)
+    first = engine_fit(Net(), 1, [pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    progress = progress_class(pl)()
+    again = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)
+    torch.manual_seed(0)
+    history = engine_fit(Net(), 2, [progress, again], ckpt_path=tmp_path / "last.ckpt")
+    assert (progress.start, progress.end) == ((10, 1), (20, 2))
+    assert history.micro_train_loss[:10] == first.micro_train_loss
+    assert len(history) == 2
+
+
+def test_a_checkpoint_of_release_0_1_0_still_resumes_its_history(pl, tmp_path):
+    # 0.1.0 kept the run's state as the callback's state ("callbacks" -> "RunHooks").
+    torch.manual_seed(0)
+    first = engine_fit(Net(), 1, [pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    checkpoint["callbacks"]["RunHooks"] = checkpoint.pop("pyblaze_pl")
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    progress = progress_class(pl)()
+    again = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)
+    torch.manual_seed(0)
+    history = engine_fit(Net(), 2, [progress, again], ckpt_path=tmp_path / "old.ckpt")
+    assert (progress.start, progress.end) == ((10, 1), (20, 2))
+    assert history.micro_train_loss[:10] == first.micro_train_loss
+    assert len(history) == 2
