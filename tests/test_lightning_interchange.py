@@ -183,3 +183,92 @@ def test_a_checkpoint_of_release_0_1_0_still_resumes_its_history(pl, tmp_path):
     assert (progress.start, progress.end) == ((10, 1), (20, 2))
     assert history.micro_train_loss[:10] == first.micro_train_loss
     assert len(history) == 2
+
+
+# Point 6: trainer.datamodule is the user's DataModule
+
+
+def classes_datamodule(pl):
+    class Data(pl.LightningDataModule):
+        def __init__(self):
+            super().__init__()
+            self.num_classes = 3
+
+        def train_dataloader(self):
+            return make_loader(make_dataset(64), 16)
+
+        def val_dataloader(self):
+            return make_loader(make_dataset(30, seed=2), 10)
+
+    return Data
+
+
+def reader_class(pl):
+    class ReadsDataModule(pl.Callback):
+        """What trainer.datamodule is when training starts and when validation ends."""
+
+        def __init__(self):
+            self.seen = []
+
+        def on_train_start(self, trainer, pl_module):
+            self.seen.append(("start", trainer.datamodule, trainer.datamodule.num_classes))
+
+        def on_validation_end(self, trainer, pl_module):
+            self.seen.append(("validated", trainer.datamodule, trainer.datamodule.num_classes))
+
+    return ReadsDataModule
+
+
+def datamodule_fit(model, dm, reader, val_data=None):
+    return model.fit(
+        dm,
+        val_data=val_data,
+        epochs=2,
+        optimizer=optim.SGD(model.parameters(), lr=0.1),
+        loss=nn.CrossEntropyLoss(),
+        callbacks=[reader],
+        gpu=False,
+    )
+
+
+@pytest.mark.parametrize("with_val_data", [False, True], ids=["own_val", "val_data"])
+def test_trainer_datamodule_is_the_users_datamodule(pl, with_val_data):
+    dm, reader = classes_datamodule(pl)(), reader_class(pl)()
+    before = dict(vars(dm))
+    torch.manual_seed(0)
+    model = Net()
+    val_data = make_loader(make_dataset(20, seed=5), 10) if with_val_data else None
+    history = datamodule_fit(model, dm, reader, val_data)
+    assert [kind for kind, _, _ in reader.seen] == ["start", "validated", "validated"]
+    assert all(seen is dm and classes == 3 for _, seen, classes in reader.seen)
+    # the DataModule is left as it was (Lightning sets its trainer, as in a plain run)
+    assert "val_dataloader" not in vars(dm)
+    assert {k: v for k, v in vars(dm).items() if k != "trainer"} == {
+        k: v for k, v in before.items() if k != "trainer"
+    }
+    assert len(dm.val_dataloader().dataset) == 30
+    # validation ran on val_data when given, else on the DataModule's val_dataloader
+    torch.manual_seed(0)
+    reference = Net()
+    expected = reference.fit(
+        make_loader(make_dataset(64), 16),
+        val_data=val_data if with_val_data else make_loader(make_dataset(30, seed=2), 10),
+        epochs=2,
+        optimizer=optim.SGD(reference.parameters(), lr=0.1),
+        loss=nn.CrossEntropyLoss(),
+        gpu=False,
+    )
+    assert history.val_loss == expected.val_loss
+
+
+def test_a_failed_fit_leaves_the_datamodule_unchanged(pl):
+    class Fails(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            raise RuntimeError("stop here")
+
+    dm = classes_datamodule(pl)()
+    model = Net()
+    with pytest.raises(RuntimeError, match="stop here"):
+        datamodule_fit(model, dm, Fails(), make_loader(make_dataset(20, seed=5), 10))
+    assert "val_dataloader" not in vars(dm)
+    assert len(dm.val_dataloader().dataset) == 30

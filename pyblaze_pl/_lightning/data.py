@@ -9,8 +9,8 @@ at class hierarchies, so that the plain engine code may call them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from types import ModuleType
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from pyblaze_pl._io import require_file
@@ -98,63 +98,54 @@ def _is_loader(obj: object) -> bool:
     return isinstance(obj, DataLoader)
 
 
-def fit_sources(run: Any, train_data: Any, val_data: Any) -> tuple[Any, ...]:
+def fit_sources(train_data: Any, val_data: Any, stack: ExitStack) -> tuple[Any, ...]:
     """The data arguments of ``Trainer.fit`` (``train_dataloaders``, ``val_dataloaders``,
     ``datamodule``) for ``train_data`` (a loader or a DataModule) and ``val_data``.
 
-    A DataModule goes to Lightning as ``datamodule=``: Lightning calls its ``prepare_data`` and
+    A DataModule goes to Lightning as ``datamodule=``, the user's object itself (so that
+    ``trainer.datamodule`` is it, attributes included): Lightning calls its ``prepare_data`` and
     ``setup("fit")`` and uses its ``train_dataloader`` and ``val_dataloader`` (and its batch
-    transfer hooks and checkpoint state). With ``val_data`` given, its ``val_dataloader`` is
-    replaced by ``val_data``.
+    transfer hooks and checkpoint state). With ``val_data`` given, its ``val_dataloader`` returns
+    ``val_data`` until ``stack`` closes (see :func:`validating_on`).
     """
     if not is_datamodule(train_data):
         return (one_iterable(train_data), one_iterable(val_data))
-    if val_data is None:
-        return (None, None, train_data)
-    return (None, None, _with_val_data(run.pl, train_data, val_data))
+    if val_data is not None:
+        stack.callback(validating_on(train_data, one_iterable(val_data)))
+    return (None, None, train_data)
 
 
-def _with_val_data(pl: ModuleType, datamodule: Any, val_data: Iterable) -> Any:
-    """A DataModule that is ``datamodule`` in all but its ``val_dataloader``."""
+def validating_on(datamodule: Any, val_data: Iterable) -> Callable[[], None]:
+    """Makes ``datamodule.val_dataloader()`` return ``val_data``; returns the undo function.
 
-    class _WithValData(pl.LightningDataModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.prepare_data_per_node = datamodule.prepare_data_per_node
+    Lightning takes either a DataModule or loaders in ``Trainer.fit``, never both, so the
+    DataModule's ``val_dataloader`` is set on the instance (a function in its ``__dict__``, which
+    Lightning's ``is_overridden`` counts as defined) for the call and removed afterwards; an
+    attribute of that name the instance had is put back.
 
-        def prepare_data(self) -> None:
-            datamodule.prepare_data()
+    Example:
+        >>> undo = validating_on(datamodule, val_loader)  # doctest: +SKIP
+        >>> datamodule.val_dataloader() is val_loader  # doctest: +SKIP
+        True
+        >>> undo()  # doctest: +SKIP
+    """
+    missing = object()
+    own = datamodule.__dict__.get("val_dataloader", missing)
 
-        def setup(self, stage: str) -> None:
-            datamodule.trainer = self.trainer
-            datamodule.setup(stage)
+    def val_dataloader() -> Any:
+        return val_data
 
-        def teardown(self, stage: str) -> None:
-            datamodule.teardown(stage)
+    datamodule.__dict__["val_dataloader"] = val_dataloader
 
-        def train_dataloader(self) -> Any:
-            return datamodule.train_dataloader()
+    def undo() -> None:
+        if datamodule.__dict__.get("val_dataloader") is not val_dataloader:
+            return
+        if own is missing:
+            del datamodule.__dict__["val_dataloader"]
+        else:
+            datamodule.__dict__["val_dataloader"] = own
 
-        def val_dataloader(self) -> Any:
-            return val_data
-
-        def state_dict(self) -> dict[str, Any]:
-            return datamodule.state_dict()
-
-        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-            datamodule.load_state_dict(state_dict)
-
-        def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-            return datamodule.on_before_batch_transfer(batch, dataloader_idx)
-
-        def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
-            return datamodule.transfer_batch_to_device(batch, device, dataloader_idx)
-
-        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-            return datamodule.on_after_batch_transfer(batch, dataloader_idx)
-
-    _WithValData.__name__ = type(datamodule).__name__
-    return _WithValData()
+    return undo
 
 
 def sources(data: Any, on_fabric: bool = False) -> tuple[list[Any], dict[str, Any]]:

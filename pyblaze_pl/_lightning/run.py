@@ -285,7 +285,7 @@ class Run(Epochs):
                 self.trainer.fit(self.module, train_data, val_data)
             else:
                 fit_options = compat.fit_options(self.trainer.fit, ckpt_path)
-                sources = data.fit_sources(self, train_data, val_data)
+                sources = data.fit_sources(train_data, val_data, stack)
                 self.trainer.fit(self.module, *sources, **fit_options)
 
     def evaluate(self, loader: Any, metrics: MetricSet, kwargs: dict[str, Any]) -> Evaluation:
