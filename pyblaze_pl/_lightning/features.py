@@ -121,9 +121,6 @@ def _check_fit(run: Run, given: list[Any], options: dict[str, Any]) -> None:
                 f"Expected either GradientAccumulationScheduler or gradient_accumulation_steps. "
                 f"Received: both (gradient_accumulation_steps={steps}). Remove one of them."
             )
-    backbone = _named(given, pl.callbacks.BackboneFinetuning)
-    if backbone and not run.own_steps:
-        _check_backbone_optimizers(run, backbone[0])
     swa = _named(given, pl.callbacks.StochasticWeightAveraging)
     if swa and not run.own_steps and len(run.optimizers) != 1:
         raise ValueError(
@@ -229,22 +226,3 @@ def show_requested_output(run: Run) -> Iterator[None]:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
             logger.removeFilter(only)
-
-
-def _check_backbone_optimizers(run: Run, callback: str) -> None:
-    """BackboneFinetuning adds the backbone's parameters to the optimizer, at its own reduced
-    learning rate, when it unfreezes them; parameters the optimizer already holds are skipped, so
-    with an optimizer over all parameters the backbone would train at the full rate."""
-    backbone = {id(p) for p in run.model.backbone.parameters()}
-    for optimizer in run.optimizers:
-        held = [p for group in optimizer.param_groups for p in group["params"] if id(p) in backbone]
-        if held:
-            raise ValueError(
-                f"Expected optimizers over the parameters outside model.backbone with "
-                f"{callback}: it adds the backbone's parameters itself, at a reduced learning "
-                f"rate (backbone_initial_ratio_lr), when it unfreezes them. Received: "
-                f"{type(optimizer).__name__} holding {len(held)} of the backbone's "
-                f"{len(backbone)} parameter tensors, which would train at the full learning "
-                f"rate once unfrozen. Pass optimizer={type(optimizer).__name__}([p for n, p in "
-                f"model.named_parameters() if not n.startswith('backbone.')], ...)."
-            )
