@@ -272,3 +272,89 @@ def test_a_failed_fit_leaves_the_datamodule_unchanged(pl):
         datamodule_fit(model, dm, Fails(), make_loader(make_dataset(20, seed=5), 10))
     assert "val_dataloader" not in vars(dm)
     assert len(dm.val_dataloader().dataset) == 30
+
+
+# Point 8: BackboneFinetuning trains the backbone at its reduced learning rate
+
+
+class WithBackbone(xnn.Estimator, nn.Module):
+    __engine__ = xnn.SupervisedEngine
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def plain_backbone_class(pl):
+    class PlainBackbone(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.backbone = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):  # Lightning's pattern: the head alone
+            return optim.SGD(self.head.parameters(), lr=0.1)
+
+    return PlainBackbone
+
+
+def backbone_fit(pl, model, parameters):
+    callback = pl.callbacks.BackboneFinetuning(unfreeze_backbone_at_epoch=1)
+    return model.fit(
+        train_loader(),
+        epochs=3,
+        optimizer=optim.SGD(parameters, lr=0.1),
+        loss=nn.CrossEntropyLoss(),
+        callbacks=[callback],
+        gpu=False,
+    )
+
+
+def test_backbone_finetuning_with_an_optimizer_over_all_parameters_is_refused(pl):
+    model = WithBackbone()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as info:
+        backbone_fit(pl, model, model.parameters())
+    message = str(info.value)
+    assert message.startswith("Expected an optimizer over the parameters outside `model.backbone`")
+    assert "Received: a SGD that already holds 2 of the backbone's 2 parameters" in message
+    assert "backbone_initial_ratio_lr=0.1" in message
+    assert "n.startswith('backbone.')" in message
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing ran
+
+
+def test_backbone_finetuning_with_a_head_optimizer_matches_plain_lightning(pl):
+    model = WithBackbone()
+    initial = [p.detach().clone() for p in model.backbone.parameters()]
+    history = backbone_fit(pl, model, model.head.parameters())
+    assert len(history) == 3
+    plain = plain_backbone_class(pl)()
+    callback = pl.callbacks.BackboneFinetuning(unfreeze_backbone_at_epoch=1)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
+    trainer.fit(plain, train_loader())
+    assert trainer.optimizers[0].param_groups[1]["lr"] < 0.1  # the backbone's reduced rate
+    for got, want in zip(model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(initial, model.backbone.parameters(), strict=True)
+    )

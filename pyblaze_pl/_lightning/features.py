@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from pyblaze_pl.nn.callbacks.progress import BatchProgressLogger, EpochProgressLogger
 
 if TYPE_CHECKING:
@@ -121,6 +123,8 @@ def _check_fit(run: Run, given: list[Any], options: dict[str, Any]) -> None:
                 f"Expected either GradientAccumulationScheduler or gradient_accumulation_steps. "
                 f"Received: both (gradient_accumulation_steps={steps}). Remove one of them."
             )
+    if not run.own_steps:
+        _check_backbone_optimizers(run, given)
     swa = _named(given, pl.callbacks.StochasticWeightAveraging)
     if swa and not run.own_steps and len(run.optimizers) != 1:
         raise ValueError(
@@ -128,6 +132,45 @@ def _check_fit(run: Run, given: list[Any], options: dict[str, Any]) -> None:
             f"weights one optimizer trains and sets its learning rate). Received: "
             f"{len(run.optimizers)} optimizers. Remove {swa[0]} or train with one optimizer."
         )
+
+
+def _check_backbone_optimizers(run: Run, given: list[Any]) -> None:
+    """Refuses ``BackboneFinetuning`` with an optimizer that already holds backbone parameters.
+
+    When it unfreezes the backbone, the callback adds its parameters to the optimizer as a new
+    group with a reduced learning rate (``backbone_initial_ratio_lr`` times the current one, then
+    its schedule); Lightning skips parameters the optimizer holds already
+    (``filter_on_optimizer``), so with ``optimizer=SGD(model.parameters(), ...)`` the backbone
+    would train at the full learning rate. Subclasses with their own ``finetune_function`` are
+    left alone.
+    """
+    base = run.pl.callbacks.BackboneFinetuning
+    callbacks = [
+        c
+        for c in given
+        if isinstance(c, base) and type(c).finetune_function is base.finetune_function
+    ]
+    backbone = getattr(run.model, "backbone", None)
+    if not callbacks or not isinstance(backbone, torch.nn.Module):
+        return
+    ids = {id(p) for p in backbone.parameters()}
+    for optimizer in run.optimizers:
+        held = {id(p) for g in optimizer.param_groups for p in g["params"]} & ids
+        if held:
+            callback = callbacks[0]
+            raise ValueError(
+                f"Expected an optimizer over the parameters outside `model.backbone` with "
+                f"{type(callback).__name__}: when it unfreezes the backbone "
+                f"(unfreeze_backbone_at_epoch={callback.unfreeze_backbone_at_epoch}) it adds "
+                f"the backbone's parameters to the optimizer itself, at a reduced learning rate "
+                f"(backbone_initial_ratio_lr={callback.backbone_initial_ratio_lr} times the "
+                f"current one). Received: a {type(optimizer).__name__} that already holds "
+                f"{len(held)} of the backbone's {len(ids)} parameters, which Lightning would "
+                f"leave at the optimizer's full learning rate. Pass an optimizer over the rest "
+                f"of the model, e.g. optim.SGD(model.head.parameters(), lr=...) or "
+                f"optim.SGD([p for n, p in model.named_parameters() if not "
+                f"n.startswith('backbone.')], lr=...)."
+            )
 
 
 def is_extra_epoch(run: Run) -> bool:
