@@ -161,6 +161,12 @@ def _optimizer_mismatch(state: Any, optimizer: torch.optim.Optimizer) -> str | N
             f"is of another class: its hyperparameters are {', '.join(sorted(saved_keys))}"
             + (f" (those of {' or '.join(guess)})" if guess else "")
             + f", where {type(optimizer).__name__} has {', '.join(sorted(own_keys))}"
+            + (
+                f" (decoupled_weight_decay={decoupled[0]}, where {type(optimizer).__name__}'s "
+                f"is {decoupled[1]})"
+                if saved_keys == own_keys
+                else ""
+            )
         )
     if len(groups) != len(current):
         return f"has {len(groups)} parameter group(s), where this fit's has {len(current)}"

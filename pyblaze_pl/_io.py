@@ -144,7 +144,8 @@ def _message(path: Path, code: int, replaced: Sequence[Path]) -> str:
     message = f"Could not write '{path}': {os.strerror(code)}."
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         message += f" Free space on the device that holds '{path.parent}' and save again."
-    message += f" '{path}' was left as it was and the temporary file was removed."
+    state = "was left as it was" if path.exists() else "was not created"
+    message += f" '{path}' {state} and the temporary file was removed."
     if replaced:
         message += " Already replaced: " + ", ".join(f"'{p}'" for p in replaced) + "."
     return message

@@ -53,6 +53,15 @@ def test_a_full_disk_names_the_file_and_the_cause(tmp_path, monkeypatch, writer)
     assert path.read_text() == "old" and leftovers(path.parent) == []
 
 
+def test_a_failed_first_save_says_the_file_was_not_created(tmp_path, monkeypatch):
+    path = tmp_path / "new.json"
+    fill_disk(monkeypatch)
+    with pytest.raises(OSError, match=r"'[^']*new\.json' was not created and the temporary"):
+        atomic_write(path, lambda f: json.dump({"a": list(range(100))}, f), binary=False)
+    monkeypatch.undo()
+    assert not path.exists() and leftovers(tmp_path) == []
+
+
 def test_other_os_errors_keep_their_type_and_name_the_file(tmp_path, monkeypatch):
     def refuse(*args):
         raise PermissionError(errno.EACCES, "Permission denied")

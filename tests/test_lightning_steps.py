@@ -126,6 +126,9 @@ def test_a_lightning_modules_evaluate_returns_the_historys_names(pl_ns):
             torch.manual_seed(0)
             self.layer = nn.Linear(8, 3)
 
+        def forward(self, x):
+            return self.layer(x)
+
         def training_step(self, batch, batch_idx):
             x, y = batch
             return nn.functional.cross_entropy(self.layer(x), y)
@@ -144,3 +147,5 @@ def test_a_lightning_modules_evaluate_returns_the_historys_names(pl_ns):
     assert "val_loss" in evaluation.keys  # validate itself returns only val_loss_epoch
     assert [k for k in history.keys if k.startswith("val_")] == evaluation.keys
     assert evaluation["val_loss"] == pytest.approx(history.val_loss[-1], abs=1e-6)
+    with_metrics = lit.evaluate(val, metrics={"accuracy": X.accuracy}, gpu=False)
+    assert with_metrics.keys == ["accuracy", *evaluation.keys]  # metrics= once, PyBlaze's name

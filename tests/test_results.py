@@ -205,7 +205,12 @@ def test_load_errors(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.json"):
         History.load(bad)
     bad.write_text(json.dumps({"duration": 1}))
-    with pytest.raises(ValueError, match=r"Received: an object with keys \['duration'\]\.$"):
+    with pytest.raises(
+        ValueError, match=r"Received: an object without 'metrics' \(keys \['duration'\]\)\.$"
+    ):
+        History.load(bad)
+    bad.write_text(json.dumps({"duration": 1, "metrics": {"train_loss": [1.0]}}))
+    with pytest.raises(ValueError, match=r"Received: 'metrics' is a dict, not a list of records"):
         History.load(bad)
     bad.write_text(json.dumps([1, 2]))
     with pytest.raises(ValueError, match=r"Received: a JSON list\.$"):

@@ -53,7 +53,8 @@ def test_a_fitting_checkpoint_passes(params):
         pytest.param(
             lambda p: optim.Adam(p),
             lambda p: optim.AdamW(p),
-            r"is of another class: .* \(those of Adam( or \w+)?\), where AdamW has",
+            r"is of another class: .* \(those of Adam( or \w+)?\), where AdamW has .*"
+            r"\(decoupled_weight_decay=False, where AdamW.s is True\)",
             marks=pytest.mark.skipif(
                 "decoupled_weight_decay" not in optim.Adam([torch.zeros(1)]).defaults,
                 reason="before torch 2.5, Adam's and AdamW's states hold the same keys",
@@ -138,4 +139,32 @@ def test_resuming_from_a_weights_only_checkpoint_is_refused_before_loading(tmp_p
     with pytest.raises(ValueError, match=r"which holds no optimizer state: the weights only"):
         fit(net, optim.SGD(net.parameters(), lr=0.1), ckpt_path=path)
     for key, value in before.items():  # nothing was loaded
+        assert torch.equal(net.state_dict()[key], value)
+
+
+def test_ckpt_path_last_is_checked_as_the_file_it_names(tmp_path):
+    # Lightning's special value used to bypass every check: the weights were loaded, then a bare
+    # KeyError; a corrupted last.ckpt trained on silently.
+    torch.manual_seed(0)
+    written = Net()
+    fit(
+        written,
+        optim.SGD(written.parameters(), lr=0.1),
+        callbacks=[ModelCheckpoint(tmp_path, save_last=True)],
+    )
+    net = Net()
+    before = copy.deepcopy(net.state_dict())
+    again = [ModelCheckpoint(tmp_path, save_last=True)]
+    with pytest.raises(ValueError, match=r"last\.ckpt', whose optimizer is of another class"):
+        fit(net, optim.Adam(net.parameters()), ckpt_path="last", callbacks=again)
+    for key, value in before.items():  # nothing was loaded
+        assert torch.equal(net.state_dict()[key], value)
+    last = tmp_path / "last.ckpt"
+    raw = bytearray(last.read_bytes())
+    start = raw.index(b"archive/data/0") + 200  # inside the first tensor's bytes
+    raw[start] ^= 0xFF
+    last.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"last\.ckpt.*CRC-32"):
+        fit(net, optim.SGD(net.parameters(), lr=0.1), ckpt_path="last", callbacks=again)
+    for key, value in before.items():
         assert torch.equal(net.state_dict()[key], value)

@@ -7,6 +7,7 @@ checked on. A new Lightning or torchmetrics release is checked by reading this f
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -216,3 +217,14 @@ def compiled_forward(model: nn.Module) -> Iterator[None]:
             del model.forward
         else:
             model.forward = own
+
+
+def special_ckpt_path(trainer: Any, ckpt_path: str) -> str | None:
+    """The file Lightning's ``ckpt_path="last"``, ``"best"`` or ``"hpc"`` names for ``trainer``,
+    resolved as ``Trainer.fit`` resolves it (None, with Lightning's warning, when there is none
+    yet), so that the file is checked before Lightning loads it. Lightning has no public function
+    for it: ``_CheckpointConnector._parse_ckpt_path``, the same on 2.4.0 to 2.6.6."""
+    states = importlib.import_module(type(trainer).__module__.rsplit(".", 1)[0] + ".states")
+    fn = states.TrainerFn.FITTING
+    path = trainer._checkpoint_connector._parse_ckpt_path(fn, ckpt_path, True, False)
+    return None if path is None else str(path)

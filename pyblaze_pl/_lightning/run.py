@@ -247,15 +247,14 @@ class Run(Epochs):
                 k: self.user_options.pop(k) for k in CLIP_KEYS if k in self.user_options
             }
         self.trainer = self._new_trainer(**options)
+        if ckpt_path in data.SPECIAL_CKPT:  # "last": the file it names is checked as any other
+            ckpt_path = compat.special_ckpt_path(self.trainer, ckpt_path)
+            checkpoint = None if ckpt_path is None else check_checkpoint(ckpt_path)
         if checkpoint is not None:
             hooks = next(c for c in self.trainer.callbacks if isinstance(c, Hooks))
+            version = self.pl.__version__ if compat.restarts_epochs(self.trainer) else None
             resume.check_checkpoint(
-                checkpoint,
-                ckpt_path,
-                self.module,
-                train_data,
-                hooks.state_key,
-                self.pl.__version__ if compat.restarts_epochs(self.trainer) else None,
+                checkpoint, ckpt_path, self.module, train_data, hooks.state_key, version
             )
             resume.check_optimizers(checkpoint, str(ckpt_path), self.optimizers)
         start = time.monotonic()
@@ -300,8 +299,9 @@ class Run(Epochs):
             self.trainer.validate(self.module, *args, **sources, verbose=False)
         # A LightningModule's logged values under the History's names (``val_loss`` for a value
         # logged on step and epoch, where validate returns only ``val_loss_epoch``).
-        values = self._logged_values() if self.own_steps else {}
-        values = {k: float(v) for k, v in values.items()}
+        logged = self._logged_values() if self.own_steps else {}  # less metrics= (logged too)
+        ours = {f"val_{name}" for name in self.values}
+        values = {k: float(v) for k, v in logged.items() if k not in ours}
         values.update(zip(self.values, to_host(list(self.values.values())), strict=True))
         return Evaluation(values)
 

@@ -195,11 +195,13 @@ class History(_MetricsAsAttributes):
         )
         content = read_json(path, expected)
         if not isinstance(content, dict) or not isinstance(content.get("metrics"), list):
-            received = (
-                f"an object with keys {sorted(content)}"
-                if isinstance(content, dict)
-                else f"a JSON {type(content).__name__}"
-            )
+            if not isinstance(content, dict):
+                received = f"a JSON {type(content).__name__}"
+            elif "metrics" in content:
+                metrics = content["metrics"]
+                received = f"'metrics' is a {type(metrics).__name__}, not a list of records"
+            else:
+                received = f"an object without 'metrics' (keys {sorted(content)})"
             raise ValueError(f"{expected} Received: {received}.")
         duration = content.get("duration", 0.0)
         if not _number(duration):
