@@ -157,3 +157,10 @@ def test_manual_optimization_stops_early_on_a_logged_value(pl_ns):
     history = _manual_gan(pl_ns, estimator=True).fit(loader, epochs=8, gpu=False, callbacks=[stop])
     assert history.c_loss == pytest.approx(full[:expected], abs=1e-6)
     assert expected < 8, full  # the data make it stop
+
+
+def test_early_stopping_on_train_loss_without_returned_losses_is_an_error(pl_ns):
+    loader = make_loader(make_dataset(48), 8)
+    stop = xnn.EarlyStopping(metric="train_loss", patience=1)
+    with pytest.raises(ValueError, match=r"'train_loss' among the .*\['c_loss', 'g_loss'\]"):
+        _manual_gan(pl_ns, estimator=True).fit(loader, epochs=3, gpu=False, callbacks=[stop])

@@ -123,8 +123,11 @@ class EarlyStopping(TrainingCallback):
         if missing:
             # `val_loss` is legitimately missing in an epoch without validation (no `val_*` at
             # all); a name that is missing while its group was computed is a mistake.
+            # `train_loss` is missing only where training_step returned no loss (manual
+            # optimization): the module's logged values are there to watch instead.
             prefix = missing[0].split("_")[0] + "_"
-            if "_" in missing[0] and not any(k.startswith(prefix) for k in metrics.keys):
+            group = "_" in missing[0] and missing[0] != "train_loss"
+            if group and not any(k.startswith(prefix) for k in metrics.keys):
                 return None
             raise ValueError(
                 f"Expected EarlyStopping's metric {missing[0]!r} among the metrics logged after "
