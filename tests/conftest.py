@@ -32,6 +32,20 @@ class Net(xnn.Estimator, nn.Module):
         return self.layers(x)
 
 
+def plain_trainer(pl, epochs, callbacks=(), **options):
+    """A plain Lightning ``Trainer`` (namespace ``pl``) to compare with, quiet: no logger, no
+    progress bar, no model summary."""
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        **options,
+    )
+
+
 def make_dataset(n: int = 100, seed: int = 0) -> TensorDataset:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 8, generator=generator)

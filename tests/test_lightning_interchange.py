@@ -9,10 +9,11 @@ import warnings
 
 import pytest
 import torch
-from conftest import Net, make_dataset, make_loader
+from conftest import Net, make_dataset, make_loader, plain_trainer
 from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
+from pyblaze_pl.testing import assert_models_close
 
 
 @pytest.fixture(params=["pytorch_lightning", "lightning.pytorch"])
@@ -57,21 +58,18 @@ def progress_class(pl):
     return Progress
 
 
-def plain_trainer(pl, epochs, callbacks=()):
-    return pl.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
-
-
 def uninterrupted(pl, folder, epochs=2):
     model = lit_class(pl)()
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
     plain_trainer(pl, epochs, [checkpoint]).fit(model, train_loader())
     return model
+
+
+def fit_with_last(pl, folder):
+    """One epoch of a LightningModule estimator's fit with ``save_last``; the checkpoint."""
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
+    lit_class(pl)().fit(train_loader(), epochs=1, callbacks=[checkpoint], gpu=False)
+    return torch.load(folder / "last.ckpt", weights_only=True)
 
 
 def asked_for_callbacks(caught):
@@ -84,14 +82,7 @@ def asked_for_callbacks(caught):
 
 
 def test_a_checkpoint_of_fit_resumes_in_plain_lightning(pl, tmp_path):
-    model = lit_class(pl)()
-    model.fit(
-        train_loader(),
-        epochs=1,
-        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
-        gpu=False,
-    )
-    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    checkpoint = fit_with_last(pl, tmp_path)
     assert (checkpoint["global_step"], checkpoint["epoch"]) == (10, 0)
     resumed, progress = lit_class(pl)(), progress_class(pl)()
     callbacks = [progress, pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)]
@@ -103,8 +94,7 @@ def test_a_checkpoint_of_fit_resumes_in_plain_lightning(pl, tmp_path):
     assert asked_for_callbacks(caught) == []
     assert (progress.start, progress.end) == ((10, 1), (20, 2))
     expected = uninterrupted(pl, tmp_path / "uninterrupted")
-    for got, want in zip(resumed.parameters(), expected.parameters(), strict=True):
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert_models_close(resumed, expected, rtol=0, atol=1e-6)
 
 
 def test_a_plain_lightning_checkpoint_resumes_in_fit(pl, tmp_path):
@@ -128,19 +118,11 @@ def test_a_plain_lightning_checkpoint_resumes_in_fit(pl, tmp_path):
     saved = torch.load(tmp_path / "again" / "last.ckpt", weights_only=True)
     assert (saved["global_step"], saved["epoch"]) == (20, 1)
     expected = uninterrupted(pl, tmp_path / "uninterrupted")
-    for got, want in zip(model.parameters(), expected.parameters(), strict=True):
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert_models_close(model, expected, rtol=0, atol=1e-6)
 
 
 def test_the_runs_state_has_a_checkpoint_key_of_its_own(pl, tmp_path):
-    model = lit_class(pl)()
-    model.fit(
-        train_loader(),
-        epochs=1,
-        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
-        gpu=False,
-    )
-    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    checkpoint = fit_with_last(pl, tmp_path)
     assert not any("RunHooks" in key for key in checkpoint["callbacks"])
     assert len(checkpoint["pyblaze_pl"]["metrics"]) == 1
 
@@ -157,13 +139,18 @@ def engine_fit(model, epochs, callbacks, **kwargs):
     )
 
 
+def resumed_engine_fit(pl, folder, ckpt_path):
+    """Two epochs of an engine's fit resumed from ``ckpt_path``; its progress and History."""
+    progress = progress_class(pl)()
+    again = pl.callbacks.ModelCheckpoint(dirpath=folder / "again", save_last=True)
+    torch.manual_seed(0)
+    return progress, engine_fit(Net(), 2, [progress, again], ckpt_path=ckpt_path)
+
+
 def test_an_engines_checkpoint_resumes_global_step_and_epoch(pl, tmp_path):
     torch.manual_seed(0)
     first = engine_fit(Net(), 1, [pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)])
-    progress = progress_class(pl)()
-    again = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)
-    torch.manual_seed(0)
-    history = engine_fit(Net(), 2, [progress, again], ckpt_path=tmp_path / "last.ckpt")
+    progress, history = resumed_engine_fit(pl, tmp_path, tmp_path / "last.ckpt")
     assert (progress.start, progress.end) == ((10, 1), (20, 2))
     assert history.micro_train_loss[:10] == first.micro_train_loss
     assert len(history) == 2
@@ -176,10 +163,7 @@ def test_a_checkpoint_of_release_0_1_0_still_resumes_its_history(pl, tmp_path):
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
     checkpoint["callbacks"]["RunHooks"] = checkpoint.pop("pyblaze_pl")
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    progress = progress_class(pl)()
-    again = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "again", save_last=True)
-    torch.manual_seed(0)
-    history = engine_fit(Net(), 2, [progress, again], ckpt_path=tmp_path / "old.ckpt")
+    progress, history = resumed_engine_fit(pl, tmp_path, tmp_path / "old.ckpt")
     assert (progress.start, progress.end) == ((10, 1), (20, 2))
     assert history.micro_train_loss[:10] == first.micro_train_loss
     assert len(history) == 2
@@ -343,18 +327,10 @@ def test_backbone_finetuning_with_a_head_optimizer_matches_plain_lightning(pl):
     assert len(history) == 3
     plain = plain_backbone_class(pl)()
     callback = pl.callbacks.BackboneFinetuning(unfreeze_backbone_at_epoch=1)
-    trainer = pl.Trainer(
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-    )
+    trainer = plain_trainer(pl, 3, [callback], enable_checkpointing=False)
     trainer.fit(plain, train_loader())
     assert trainer.optimizers[0].param_groups[1]["lr"] < 0.1  # the backbone's reduced rate
-    for got, want in zip(model.parameters(), plain.parameters(), strict=True):
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert_models_close(model, plain, rtol=0, atol=1e-6)
     assert not all(
         torch.equal(a, b) for a, b in zip(initial, model.backbone.parameters(), strict=True)
     )

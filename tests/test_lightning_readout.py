@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import make_dataset, make_loader
+from conftest import make_dataset, make_loader, plain_trainer
 from torch import nn, optim
 
 import pyblaze_pl.nn as xnn
@@ -47,15 +47,7 @@ def test_train_loss_is_the_epoch_mean_of_returned_losses(pl_ns):
     # Issue 22.1: a step-only self.log("train_loss", loss) used to become the epoch's train_loss.
     loader = make_loader(make_dataset(48), 8)
     plain = _readme_module(pl_ns, estimator=False)
-    trainer = pl_ns.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(plain, loader)
+    plain_trainer(pl_ns, 2, enable_checkpointing=False).fit(plain, loader)
     lit = _readme_module(pl_ns, estimator=True)
     history = lit.fit(loader, epochs=2, gpu=False)
     assert lit.returned == pytest.approx(plain.returned, abs=1e-6)
@@ -117,15 +109,7 @@ def test_manual_optimization_records_every_epoch(pl_ns):
     # Issue 22.2: a training_step that returns None used to leave a History of 0 epochs.
     loader = make_loader(make_dataset(48), 8)  # 6 batches
     plain = _manual_gan(pl_ns, estimator=False)
-    trainer = pl_ns.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(plain, loader)
+    plain_trainer(pl_ns, 3, enable_checkpointing=False).fit(plain, loader)
     gan = _manual_gan(pl_ns, estimator=True)
     callback = _Epochs()
     history = gan.fit(loader, epochs=3, gpu=False, callbacks=[callback])

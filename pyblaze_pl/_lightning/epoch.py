@@ -98,16 +98,17 @@ class Epochs:
             self.validated = False
         self._sync_stop()
 
-    def add_batch_loss(self, outputs: Any) -> None:
+    def add_batch_loss(self, outputs: Any) -> torch.Tensor | None:
+        """Keeps the batch's loss and returns it (None: the batch returned none)."""
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if features.is_extra_epoch(self):
-            return
+            return None
         if not isinstance(loss, torch.Tensor):
             # training_step returned None: a skipped batch, or manual optimization's step
             self._silent_batches += (
                 self.own_steps and not self.trainer.lightning_module.automatic_optimization
             )
-            return
+            return None
         loss = loss.detach()
         if self.own_steps and self.trainer.accumulate_grad_batches != 1:
             loss = loss * self.trainer.accumulate_grad_batches  # Lightning divided it
@@ -116,6 +117,7 @@ class Epochs:
         total = self.context.num_iterations
         if self.trainer.is_last_batch or (total is not None and len(self._losses) >= total):
             self._finalize_losses()
+        return loss
 
     def _finalize_losses(self) -> None:
         """Once per epoch, after its last batch: the rank average of every batch's loss."""
@@ -142,12 +144,16 @@ class Epochs:
         if not self._losses and not self._silent_batches:  # stopped before the first batch
             return
         self._finalize_losses()
-        values = self.values if not self.own_steps else self._logged_values()
+        micro, values = self._numbers(self.values if not self.own_steps else self._logged_values())
+        self._losses = []
+        self._append(micro, values)
+
+    def _numbers(self, values: dict[str, torch.Tensor]) -> tuple[list[float], dict[str, float]]:
+        """This epoch's batch losses and ``values`` as Python floats, in one transfer."""
         losses = [torch.stack(self._losses)] if self._losses else []
         numbers = to_host([*losses, *values.values()])
         micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
-        self._losses = []
-        self._append(micro, dict(zip(values, rest, strict=True)))
+        return micro, dict(zip(values, rest, strict=True))
 
     def _logged_values(self) -> dict[str, torch.Tensor]:
         """The scalar epoch-level values the module has logged in this epoch (``*_step`` values
@@ -162,13 +168,9 @@ class Epochs:
         # PyBlaze's train_loss is the mean of the returned losses, whatever the module logs under
         # that name (a step-only ``self.log("train_loss", loss)`` holds the last batch's value).
         # Manual optimization that returns no loss: the record holds what the module logged.
-        own = ("micro_train_loss", "train_loss") if micro else ()
-        record = (
-            {"micro_train_loss": micro, "train_loss": math.fsum(micro) / len(micro)}
-            if micro
-            else {}
-        )
-        record.update((k, v) for k, v in values.items() if k not in own)
+        mean = math.fsum(micro) / len(micro) if micro else None
+        record = {"micro_train_loss": micro, "train_loss": mean} if micro else {}
+        record |= {k: v for k, v in values.items() if k not in record}
         for name, batches in self.engine.epoch_values().items():  # PyBlaze 2.x: batch_<name>
             record[f"batch_{name}"] = batches
             record[name] = math.fsum(batches) / len(batches)
@@ -225,10 +227,8 @@ class Epochs:
     def state_dict(self) -> dict[str, Any]:
         epoch = self._pending
         if self._losses_final and self._losses:
-            values = self.values if not self.own_steps else {}
-            numbers = to_host([torch.stack(self._losses), *values.values()])
-            micro, rest = numbers[: len(self._losses)], numbers[len(self._losses) :]
-            epoch = {"micro": micro, "values": dict(zip(values, rest, strict=True))}
+            micro, values = self._numbers(self.values if not self.own_steps else {})
+            epoch = {"micro": micro, "values": values}
         return {
             "duration": self.history.duration,
             "metrics": self.history._metrics,

@@ -47,10 +47,9 @@ class Hooks:
 
     # training
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self._step_readers = bool(
-            getattr(trainer, "loggers", None)
-            or getattr(trainer, "progress_bar_callback", None)
-            or self.run.lightning_callbacks
+        run = self.run
+        self._step_readers = not (run.own_steps or run.on_fabric) and bool(
+            trainer.loggers or trainer.progress_bar_callback or run.lightning_callbacks
         )
         self.run.context.start()
         self.run.metrics.to(pl_module.device)
@@ -66,18 +65,15 @@ class Hooks:
         run.start_epoch()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:
-        run = self.run
-        count = len(run._losses)
-        run.add_batch_loss(outputs)
-        if run.own_steps or run.on_fabric or len(run._losses) == count or not self._step_readers:
+        loss = self.run.add_batch_loss(outputs)
+        if loss is None or not self._step_readers:
             return
         # As Lightning's self.log("train_loss", loss, on_step=True): loggers get the batch's loss
         # every log_every_n_steps steps, the progress bar shows it and step-level monitors see
         # it; the epoch's value (PyBlaze's mean) is logged under the same name when it ends.
         # Lightning's log costs about 0.35 ms a step: only when a logger, the progress bar or a
-        # Lightning callback can read it.
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        pl_module.log("train_loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        # Lightning callback can read it (never for a LightningModule's own steps or on Fabric).
+        pl_module.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._log_train_loss(pl_module)
