@@ -131,6 +131,46 @@ def test_the_nan_stop_says_the_weights_are_now_non_finite(runner, capsys):
     assert "ModelCheckpoint(monitor='train_loss')" in out and "clip gradients" in out
 
 
+class NaNInTraining(NaNAt):
+    """NaN at the n-th training call (validation calls, without gradients, are not counted)."""
+
+    def __call__(self, y_pred, y_true):
+        if not y_pred.requires_grad:
+            return nn.functional.cross_entropy(y_pred, y_true)
+        return super().__call__(y_pred, y_true)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_the_nan_stop_says_when_restore_best_loaded_finite_weights_back(runner, capsys):
+    torch.manual_seed(0)
+    reference = Net()
+    fit(reference, runner, epochs=1)
+    torch.manual_seed(0)
+    net = Net()
+    stop = xnn.EarlyStopping(metric="train_loss", patience=5, restore_best=True)
+    history = fit(net, runner, epochs=3, loss=NaNInTraining(6), callbacks=[stop])
+    assert len(history) == 2 and history.restored_epoch == 1
+    for name, value in net.state_dict().items():  # epoch 1's weights, finite
+        torch.testing.assert_close(value, reference.state_dict()[name], rtol=0, atol=0)
+    out = capsys.readouterr().out
+    assert "The weights became non-finite; xnn.EarlyStopping(restore_best=True) loaded" in out
+    assert "now non-finite" not in out and "train with xnn.EarlyStopping" not in out
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_the_nan_stop_says_why_restore_best_loaded_nothing(runner, capsys):
+    torch.manual_seed(0)
+    net = Net()
+    stop = xnn.EarlyStopping(metric="val_loss", patience=5, restore_best=True)
+    val = make_loader(make_dataset(16), 8)
+    fit(net, runner, epochs=4, eval_every=2, val_data=val, loss=NaNInTraining(6), callbacks=[stop])
+    out = capsys.readouterr().out  # epoch 2 is not validated: epoch 1 stays the best
+    assert "The model's weights are now non-finite" in out
+    assert "restore_best=True) loaded nothing back" in out
+    assert "train with xnn.EarlyStopping" not in out  # the run already uses it
+    assert "ModelCheckpoint(monitor='train_loss')" in out
+
+
 def test_a_checkpoint_of_another_optimizer_is_refused_before_loading(tmp_path):
     from pytorch_lightning.callbacks import ModelCheckpoint
 

@@ -27,21 +27,52 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[float]:
     return torch.cat(flat).tolist()
 
 
-def _weights_state(model: torch.nn.Module) -> str:
-    """Whether the model's weights are still finite, and how to keep finite ones (read once, when
-    a non-finite loss stopped training)."""
-    tensors = [p for p in model.parameters() if p.is_floating_point()]
-    bad = [p for p in tensors if not bool(torch.isfinite(p).all())]
-    if not bad:
-        return "The model's weights are still finite."
-    return (
-        f"The model's weights are now non-finite ({len(bad)} of {len(tensors)} parameter "
-        f"tensors hold NaN or infinity). To keep finite ones, train with "
-        f"xnn.EarlyStopping(restore_best=True) (the best epoch's weights come back) or with "
-        f"ModelCheckpoint(monitor='train_loss') and load its best_model_path (a last.ckpt "
-        f"saved now holds these non-finite weights). To avoid the overflow, lower the learning "
-        f"rate or clip gradients (trainer_kwargs={{'gradient_clip_val': 1.0}})."
-    )
+class NonFiniteStop(CallbackException):
+    """The stop on a non-finite training loss. Its message reads the weights when it is shown,
+    after the callbacks' ``after_training`` (``EarlyStopping(restore_best=True)`` may have loaded
+    finite weights back by then)."""
+
+    def __init__(self, head: str, model: torch.nn.Module, callbacks: Sequence[Any]) -> None:
+        super().__init__(head)
+        self.head, self.model = head, model
+        self.restores = any(getattr(c, "restore_best", False) for c in callbacks)
+        self.was_finite = not _nonfinite(_float_parameters(model))
+
+    def __str__(self) -> str:
+        return f"{self.head} {self._weights()} Pass stop_on_nonfinite=False to train on."
+
+    def _weights(self) -> str:
+        tensors = _float_parameters(self.model)
+        bad = _nonfinite(tensors)
+        if not bad:
+            if self.was_finite:
+                return "The model's weights are still finite."
+            return (
+                "The weights became non-finite; xnn.EarlyStopping(restore_best=True) loaded "
+                "finite ones back, of the best epoch or from before training "
+                "(history.restored_epoch says which)."
+            )
+        if self.restores:  # its metric was not computed in the last epoch, or had just improved
+            keep = "xnn.EarlyStopping(restore_best=True) loaded nothing back: its metric did not "
+            keep += "get worse in the last epoch. To keep finite ones, use "
+        else:
+            keep = "To keep finite ones, train with xnn.EarlyStopping(restore_best=True) (the "
+            keep += "best epoch's weights come back) or use "
+        return (
+            f"The model's weights are now non-finite ({len(bad)} of {len(tensors)} parameter "
+            f"tensors hold NaN or infinity). {keep}ModelCheckpoint(monitor='train_loss') and "
+            f"load its best_model_path (a last.ckpt saved now holds these non-finite weights). "
+            f"To avoid the overflow, lower the learning rate or clip gradients "
+            f"(trainer_kwargs={{'gradient_clip_val': 1.0}})."
+        )
+
+
+def _float_parameters(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.is_floating_point()]
+
+
+def _nonfinite(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [t for t in tensors if not bool(torch.isfinite(t).all())]
 
 
 def count_batches(batches: Any) -> int | None:
@@ -189,10 +220,11 @@ class Epochs:
         bad = next((i for i, loss in enumerate(micro) if not math.isfinite(loss)), None)
         if self.stop_on_nonfinite and bad is not None:
             self.dispatch.stop(
-                CallbackException(
+                NonFiniteStop(
                     f"Stopping: the training loss became {micro[bad]} in epoch "
-                    f"{len(self.history)} (batch {bad + 1} of {len(micro)}). "
-                    f"{_weights_state(self.model)} Pass stop_on_nonfinite=False to train on."
+                    f"{len(self.history)} (batch {bad + 1} of {len(micro)}).",
+                    self.model,
+                    self.dispatch.training,
                 )
             )
             self.trainer.should_stop = True
