@@ -38,6 +38,7 @@ def test_bad_validation_data_is_refused_before_any_training(runner):
     message = str(info.value)
     assert "nothing has been trained" in message
     assert "tensor of shape (8, 5)" in message  # the first batch, described
+    assert "likely fix: a linear layer takes 8 features per sample but received 5." in message
     for key, value in before.items():
         assert torch.equal(net.state_dict()[key], value), key
     assert len(info.value.history) == 0
@@ -104,6 +105,7 @@ def test_evaluate_and_predict_errors_name_the_batch_and_shapes(runner, call):
     assert f"SupervisedEngine.{method} failed on batch 0 of {call}." in message
     assert "tensor of shape (8, 5)" in message
     assert "mat1 and mat2 shapes cannot be multiplied" in message  # the original stays
+    assert "likely fix: a linear layer takes 8 features per sample but received 5." in message
     assert isinstance(info.value.__cause__, RuntimeError)
 
 

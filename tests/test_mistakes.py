@@ -322,6 +322,36 @@ def test_tensors_on_another_device(net, before):
     assert_untouched(net, before)
 
 
+def test_inputs_of_another_width(net, before):
+    x, y = make_dataset(64).tensors
+    error = fit_first_batch_error(net, nn.CrossEntropyLoss(), TensorDataset(x[:, :5], y))
+    message = str(error)
+    assert "likely fix: a linear layer takes 8 features per sample but received 5." in message
+    assert "in_features" in message
+    assert_untouched(net, before)
+
+
+class ConvNet(xnn.Estimator, nn.Module):
+    __engine__ = xnn.SupervisedEngine
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))[:, :3]
+
+
+def test_images_with_channels_last():
+    torch.manual_seed(0)
+    net = ConvNet()
+    images = TensorDataset(torch.randn(32, 8, 8, 3), torch.zeros(32, dtype=torch.long))
+    error = fit_first_batch_error(net, nn.CrossEntropyLoss(), images)
+    message = str(error)
+    assert "likely fix: a convolution takes 3 input channels but received 8." in message
+    assert "x.permute(0, 3, 1, 2)" in message
+
+
 def test_error_in_a_later_batch_names_it(net):
     x, y = make_dataset(64).tensors
     y = y.clone()

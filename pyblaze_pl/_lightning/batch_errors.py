@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +47,7 @@ def explain_batch_error(
         lines.append(
             "model parameters: " + ", ".join(f"{d} on {v}" for d, v in sorted(params, key=str))
         )
-    fix = _likely_fix(error, loss, outputs, batch, engine.model)
+    fix = likely_fix(error, loss, outputs, batch, engine.model)
     if fix:
         lines.append(f"likely fix: {fix}")
     return with_context(error, "\n  ".join(lines))
@@ -79,7 +80,31 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _likely_fix(
+_MATMUL = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+_CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels")
+
+
+def _shape_fix(text: str) -> str | None:
+    """The fix for inputs whose features or channels do not match a layer, read off torch's
+    message (``nn.Linear``: "mat1 and mat2 shapes ...", convolutions: "... channels")."""
+    matmul = _MATMUL.search(text)
+    if matmul and matmul[2] != matmul[3]:
+        return (
+            f"a linear layer takes {matmul[3]} features per sample but received {matmul[2]}. "
+            f"The inputs' last dimension must equal the layer's in_features: check the data's "
+            f"shape against the model (flatten images first, e.g. with nn.Flatten())."
+        )
+    channels = _CHANNELS.search(text)
+    if channels:
+        return (
+            f"a convolution takes {channels[1]} input channels but received {channels[2]}. "
+            f"Image batches must be (batch, channels, height, width): check the data's channel "
+            f"count and order (channels first, e.g. x.permute(0, 3, 1, 2) for channels last)."
+        )
+    return None
+
+
+def likely_fix(
     error: Exception, loss: object, outputs: Any, batch: Any, model: nn.Module
 ) -> str | None:
     text = str(error)
@@ -104,8 +129,9 @@ def _likely_fix(
             f"{inputs[0].dtype}: convert one of them, e.g. model.float() (or model.double() and "
             f"the data with .double())."
         )
-    if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
-        return None
+    shapes = _shape_fix(text)
+    if shapes or not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+        return shapes
     y_pred, y_true = outputs
     if not (isinstance(y_pred, torch.Tensor) and isinstance(y_true, torch.Tensor)):
         return None

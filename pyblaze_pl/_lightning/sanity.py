@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pyblaze_pl._errors import describe, inspecting, with_context
 from pyblaze_pl._lightning import data
+from pyblaze_pl._lightning.batch_errors import likely_fix
 from pyblaze_pl._tensors import map_tensors
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 
@@ -36,9 +37,11 @@ def check_validation_batch(run: Run) -> None:
             batch = map_tensors(batch, lambda tensor: tensor.to(device))
             run.engine.eval_batch(batch, **run.eval_kwargs)
     except Exception as e:
+        fix = likely_fix(e, None, None, batch, run.model)
         raise with_context(
             e,
             f"val_data cannot go through the model: its first batch failed in "
             f"{type(run.engine).__name__}.eval_batch, checked before "
-            f"training (nothing has been trained). First batch: {describe(batch)}.",
+            f"training (nothing has been trained). First batch: {describe(batch)}."
+            + (f"\n  likely fix: {fix}" if fix else ""),
         ) from e
