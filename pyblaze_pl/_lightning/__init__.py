@@ -35,13 +35,7 @@ __all__ = [
 
 
 def start(
-    engine: Any,
-    *,
-    gpu: object,
-    callbacks: object,
-    trainer_kwargs: object,
-    runner: str,
-    data: object,
+    engine: Any, gpu: object, callbacks: object, trainer_kwargs: object, runner: str, data: object
 ) -> Any:
     """The run of one call of ``engine`` (its ``fit``, ``evaluate`` or ``predict`` method runs it);
     ``options`` are :class:`~.run.Run`'s.

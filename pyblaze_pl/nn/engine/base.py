@@ -67,24 +67,6 @@ def reject_dropped_hooks(engine: Engine) -> None:
             )
 
 
-def _run(
-    engine: Engine,
-    gpu: object,
-    callbacks: object,
-    trainer_kwargs: object,
-    runner: str,
-    data: object = None,
-) -> Any:
-    return _lightning.start(
-        engine,
-        gpu=gpu,
-        callbacks=callbacks,
-        trainer_kwargs=trainer_kwargs,
-        runner=runner,
-        data=data,
-    )
-
-
 class Engine(TrainingCallback, PredictionCallback):
     """Binds a model to a way of training it: ``train``/``evaluate``/``predict`` run the model on
     Lightning, and subclasses say what happens to one batch.
@@ -206,7 +188,7 @@ class Engine(TrainingCallback, PredictionCallback):
             val_metrics = MetricSet()
         elif callable(kwargs.get("loss")):
             val_metrics.add("loss", kwargs["loss"])
-        return _run(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
+        return _lightning.start(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
             train_data,
             val_data,
             epochs=epochs,
@@ -247,7 +229,7 @@ class Engine(TrainingCallback, PredictionCallback):
         check_eval_kwargs(self, kwargs)
         data = limit_batches(data, iterations)
         metric_set = MetricSet(metrics)
-        run = _run(self, gpu, callbacks, trainer_kwargs, runner, data)
+        run = _lightning.start(self, gpu, callbacks, trainer_kwargs, runner, data)
         return run.evaluate(data, metric_set, kwargs)
 
     def predict(
@@ -281,7 +263,8 @@ class Engine(TrainingCallback, PredictionCallback):
         check_datamodule(data, "predict_dataloader", "predict")
         check_v1_positional("predict", callbacks, gpu, "callbacks")
         data = limit_batches(data, iterations)
-        return _run(self, gpu, callbacks, trainer_kwargs, runner, data).predict(data, kwargs)
+        run = _lightning.start(self, gpu, callbacks, trainer_kwargs, runner, data)
+        return run.predict(data, kwargs)
 
     def check_train_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Raises a TypeError, before training, for keyword arguments of ``train`` that

@@ -6,11 +6,11 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pyblaze_pl import _lightning
 from pyblaze_pl._lightning import provides_validation
 from pyblaze_pl.nn._metrics import MetricSet
 from pyblaze_pl.nn.engine._batches import check_fit_arguments, check_positive_int
 from pyblaze_pl.nn.engine._checks import check_fit_call, check_own_steps_call
-from pyblaze_pl.nn.engine.base import _run
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import History
 
@@ -67,7 +67,7 @@ class LightningEngine(SupervisedEngine):
         check_fit_arguments(train_data, val_data, epochs)
         check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
         metric_set = MetricSet(metrics)  # checked even when there is no validation data
-        return _run(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
+        return _lightning.start(self, gpu, callbacks, trainer_kwargs, runner, train_data).fit(
             train_data,
             val_data,
             epochs=epochs,

@@ -9,7 +9,6 @@ import torch
 
 from pyblaze_pl.nn.callbacks.base import TrainingCallback
 from pyblaze_pl.nn.callbacks.compat import read_values
-from pyblaze_pl.nn.engine._batches import apply_loop_options
 from pyblaze_pl.nn.engine._loss_inputs import AllInputs, LossInputs, unwrap, wrap_metrics
 from pyblaze_pl.nn.engine.supervised import SupervisedEngine
 from pyblaze_pl.nn.results import Evaluation, History
@@ -122,7 +121,6 @@ class MLEEngine(SupervisedEngine):
         """
         if callbacks is None or isinstance(callbacks, (list, tuple)):
             callbacks = _with_kwarg_callbacks(callbacks or [], kwargs)
-        train_data, val_data, epochs = apply_loop_options(train_data, val_data, epochs, kwargs)
         if self.passes_all_loss_inputs:
             metrics = wrap_metrics(metrics, self._packer)
             loss = AllInputs(loss, self._packer) if callable(loss) else loss
