@@ -36,14 +36,13 @@ class NonFiniteStop(CallbackException):
         super().__init__(head)
         self.head, self.model = head, model
         self.restores = any(getattr(c, "restore_best", False) for c in callbacks)
-        self.was_finite = not _nonfinite(_float_parameters(model))
+        self.was_finite = _nonfinite(model)[0] == 0
 
     def __str__(self) -> str:
         return f"{self.head} {self._weights()} Pass stop_on_nonfinite=False to train on."
 
     def _weights(self) -> str:
-        tensors = _float_parameters(self.model)
-        bad = _nonfinite(tensors)
+        bad, total = _nonfinite(self.model)
         if not bad:
             if self.was_finite:
                 return "The model's weights are still finite."
@@ -59,7 +58,7 @@ class NonFiniteStop(CallbackException):
             keep = "To keep finite ones, train with xnn.EarlyStopping(restore_best=True) (the "
             keep += "best epoch's weights come back) or use "
         return (
-            f"The model's weights are now non-finite ({len(bad)} of {len(tensors)} parameter "
+            f"The model's weights are now non-finite ({bad} of {total} parameter "
             f"tensors hold NaN or infinity). {keep}ModelCheckpoint(monitor='train_loss') and "
             f"load its best_model_path (a last.ckpt saved now holds these non-finite weights). "
             f"To avoid the overflow, lower the learning rate or clip gradients "
@@ -67,12 +66,11 @@ class NonFiniteStop(CallbackException):
         )
 
 
-def _float_parameters(model: torch.nn.Module) -> list[torch.Tensor]:
-    return [p for p in model.parameters() if p.is_floating_point()]
-
-
-def _nonfinite(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [t for t in tensors if not bool(torch.isfinite(t).all())]
+def _nonfinite(model: torch.nn.Module) -> tuple[int, int]:
+    """How many of the model's floating-point parameter tensors hold NaN or infinity, of how
+    many."""
+    tensors = [p for p in model.parameters() if p.is_floating_point()]
+    return sum(not bool(torch.isfinite(t).all()) for t in tensors), len(tensors)
 
 
 def count_batches(batches: Any) -> int | None:
