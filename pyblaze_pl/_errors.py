@@ -73,13 +73,11 @@ def with_context(error: Exception, context: str) -> BaseException:
         new = type(error)(message)
     except Exception:
         new = None
-    if new is not None and type(new) is type(error) and str(new) == message:
-        new._pyblaze_explained = True  # type: ignore[attr-defined]
-        return new
-    if hasattr(error, "add_note"):
-        error.add_note(context)
-        error._pyblaze_explained = True  # type: ignore[attr-defined]
-        return error
-    new = RuntimeError(message)
+    if new is None or type(new) is not type(error) or str(new) != message:
+        if hasattr(error, "add_note"):
+            error.add_note(context)
+            new = error
+        else:
+            new = RuntimeError(message)
     new._pyblaze_explained = True  # type: ignore[attr-defined]
     return new

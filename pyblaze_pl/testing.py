@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from pyblaze_pl.compare import _pyblaze
 from pyblaze_pl.compare._values import compare, normalize
@@ -204,7 +202,7 @@ def compare_with_pyblaze(
 
     if not (rtol >= 0 and atol >= 0):
         raise ValueError(f"Expected rtol >= 0 and atol >= 0. Received: rtol={rtol}, atol={atol}.")
-    before = {name: Dataset.__dict__.get(name) for name in _pyblaze.HELPERS}
+    before = _pyblaze.current_helpers()
     try:
         theirs, helpers = _pyblaze.import_pyblaze()
         _pyblaze.set_helpers(helpers)
@@ -227,9 +225,7 @@ def compare_with_pyblaze(
 
 
 def _seeded(fn: Callable[[ModuleType], Any], module: ModuleType, seed: int) -> Any:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    _pyblaze.seed_all(seed)
     return fn(module)
 
 

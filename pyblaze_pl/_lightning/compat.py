@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 from pyblaze_pl._lightning.context import compiled_wrapper
+from pyblaze_pl._lightning.data import Batches
 from pyblaze_pl._lightning.interrupts import Terminated
 
 
@@ -169,19 +170,6 @@ def logged_since(trainer: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in trainer.callback_metrics.items() if snapshot.get(k) is not v}
 
 
-class _Batches:
-    """A DataLoader that Lightning sees as a plain iterable (with the loader's length)."""
-
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
-
-    def __iter__(self) -> Any:
-        return iter(self.loader)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-
 def predict_loader(data: Any, world_size: int) -> Any:
     """The loader to hand to ``Trainer.predict``.
 
@@ -192,7 +180,7 @@ def predict_loader(data: Any, world_size: int) -> Any:
     is passed as a plain iterable; several processes keep Lightning's distributed sampler.
     """
     is_subclass = isinstance(data, DataLoader) and type(data) is not DataLoader
-    return _Batches(data) if is_subclass and world_size == 1 else data
+    return Batches(data) if is_subclass and world_size == 1 else data
 
 
 @contextmanager

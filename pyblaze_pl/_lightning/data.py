@@ -148,12 +148,10 @@ def validating_on(datamodule: Any, val_data: Iterable) -> Callable[[], None]:
     return undo
 
 
-def sources(data: Any, on_fabric: bool = False) -> tuple[list[Any], dict[str, Any]]:
+def sources(data: Any) -> tuple[list[Any], dict[str, Any]]:
     """The data arguments of ``Trainer.validate`` or ``Trainer.predict``: a loader goes as the
     ``dataloaders`` argument, a DataModule as ``datamodule=`` (its ``val_dataloader`` or
     ``predict_dataloader`` is used, after ``setup("validate")``/``setup("predict")``)."""
-    if on_fabric:
-        return [data], {}
     return ([], {"datamodule": data}) if is_datamodule(data) else ([one_iterable(data)], {})
 
 

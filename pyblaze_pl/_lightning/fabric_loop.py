@@ -149,7 +149,6 @@ class FabricLoop:
         self.max_epochs = max_epochs
         self.state = _State()
         self.should_stop = False
-        self.interrupted = False
         self.current_epoch = 0
         self.is_last_batch = False
         self.num_training_batches: float = 0
@@ -219,9 +218,9 @@ class FabricLoop:
         hooks.on_validation_start(self, module)
         with torch.inference_mode():
             for batch_idx, (batch, _) in enumerate(_with_last(data)):
-                with self.fabric.autocast():  # the metrics too, as in a validation_step
+                with self.fabric.autocast():  # as a validation_step (the hook: its own)
                     outputs = run.eval_batch(batch, batch_idx)
-                    hooks.on_validation_batch_end(self, module, outputs, batch, batch_idx)
+                hooks.on_validation_batch_end(self, module, outputs, batch, batch_idx)
                 self._check_terminated()
         hooks.on_validation_epoch_end(self, module)
         hooks.on_validation_end(self, module)
@@ -258,15 +257,10 @@ class FabricLoop:
         hooks.setup(self, module, stage)
         try:
             loop(*args)
-        except KeyboardInterrupt as e:
-            self.interrupted = True
-            hooks.on_exception(self, module, e)
-            if stage != "fit":
-                raise
         except BaseException as e:
-            self.interrupted = True
             hooks.on_exception(self, module, e)
-            raise
+            if stage != "fit" or not isinstance(e, KeyboardInterrupt):
+                raise
         finally:
             hooks.teardown(self, module, stage)
             for loader in self._loaders:

@@ -143,7 +143,7 @@ class Hooks:
             run.validated = True
             values = {f"val_{k}": v for k, v in values.items()}
             # Lightning callbacks that act when validation ends (ModelCheckpoint) see train_loss.
-            if run._losses_final and not run.on_fabric:
+            if run._losses_final:
                 self._log_train_loss(pl_module)
         if not run.on_fabric:  # for Lightning callbacks and loggers, under the History's names
             distributed = trainer.world_size > 1  # values are global already

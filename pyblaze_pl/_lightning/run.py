@@ -295,7 +295,7 @@ class Run(Epochs):
         self._set_up("validation_step")
         with ExitStack() as stack:
             self._enter(stack, fit=False)
-            args, sources = data.sources(loader, self.on_fabric)
+            args, sources = data.sources(loader)
             self.trainer.validate(self.module, *args, **sources, verbose=False)
         # A LightningModule's logged values under the History's names (``val_loss`` for a value
         # logged on step and epoch, where validate returns only ``val_loss_epoch``).
@@ -312,7 +312,7 @@ class Run(Epochs):
         with ExitStack() as stack:
             self._enter(stack, fit=False)
             loader = compat.predict_loader(loader, self.trainer.world_size)
-            args, sources = data.sources(loader, self.on_fabric)
+            args, sources = data.sources(loader)
             self.trainer.predict(self.module, *args, **sources, return_predictions=False)
         local = self.engine.collate_predictions(self.predictions)
         if self.trainer.world_size > 1:  # several processes: all predictions, in order
@@ -354,10 +354,8 @@ class Run(Epochs):
             loss = self.engine.train_batch(batch, **self.train_kwargs)
         except Exception as e:  # what the user needs to fix it, with the original chained
             where = f"epoch {self.trainer.current_epoch + 1}"
-            new = explain_batch_error(e, self.engine, batch, batch_idx, where, self.train_kwargs)
-            if new is None or new is e:
-                raise
-            raise new from e
+            self._explained(e, batch, batch_idx, where=where, kwargs=self.train_kwargs)
+            raise
         if isinstance(loss, torch.Tensor):
             return loss.detach()
         if isinstance(loss, (Mapping, list, tuple)):

@@ -19,14 +19,12 @@ import importlib
 import inspect
 import io
 import os
-import random
 import runpy
 import sys
 import tokenize
 import traceback
 from typing import Any
 
-import numpy as np
 import torch
 
 from pyblaze_pl.compare import _pyblaze
@@ -119,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     outcome["stage"] = "script"
     recorder.wrap(engine_class)
-    _seed(int(seed))
+    _pyblaze.seed_all(int(seed))
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     try:
@@ -161,12 +159,6 @@ def _recorded(value: Any) -> dict[str, Any]:
         return normalize(value)
     except Exception as e:  # the script must run on whatever it returns
         return {"kind": "other", "repr": f"not recorded ({type(e).__name__}: {e})"[:200]}
-
-
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _info(name: str, method: Any, engine: Any, args: tuple, kwargs: dict) -> dict[str, Any]:

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import functools
 import importlib
+import random
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
-__all__ = ["HELPERS", "INSTALL", "import_pyblaze", "seeded_splits", "set_helpers"]
+__all__ = [
+    "HELPERS",
+    "INSTALL",
+    "current_helpers",
+    "import_pyblaze",
+    "seed_all",
+    "seeded_splits",
+    "set_helpers",
+]
 
 HELPERS = ("loader", "random_split", "split")
 INSTALL = (
@@ -41,7 +51,7 @@ def import_pyblaze() -> tuple[ModuleType, dict[str, Any]]:
         >>> pnn, helpers = import_pyblaze()  # doctest: +SKIP
         >>> set_helpers(helpers)  # doctest: +SKIP
     """
-    before = {name: Dataset.__dict__.get(name) for name in HELPERS}
+    before = current_helpers()
     try:
         module = importlib.import_module("pyblaze.nn")
         importlib.import_module("pyblaze.nn.functional")
@@ -55,6 +65,19 @@ def import_pyblaze() -> tuple[ModuleType, dict[str, Any]]:
     helpers = {name: getattr(extensions, name) for name in HELPERS}
     helpers["random_split"] = _seeded(helpers["random_split"])
     return module, helpers
+
+
+def current_helpers() -> dict[str, Any]:
+    """The ``Dataset`` helpers installed now (None where there is none), for :func:`set_helpers`
+    to put back."""
+    return {name: Dataset.__dict__.get(name) for name in HELPERS}
+
+
+def seed_all(seed: int) -> None:
+    """Seeds Python's, NumPy's and torch's global generators, as both runs start."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def set_helpers(helpers: dict[str, Any]) -> None:
