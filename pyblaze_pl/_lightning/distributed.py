@@ -4,6 +4,7 @@ dataset order, a clean exit."""
 from __future__ import annotations
 
 import atexit
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,6 +91,19 @@ def destroy_process_group_at_exit() -> None:
         atexit.register(_destroy_process_group)
 
 
+# How long the exit handler lets gloo's worker threads take the GIL before joining them.
+_DRAIN_SECONDS = 0.1
+
+
 def _destroy_process_group() -> None:
+    """Destroys the default process group, after giving gloo's worker threads the GIL.
+
+    A worker thread that drops the last reference to a finished collective's tensor (one whose
+    Python object was already released) takes the GIL to free it. Destroying the group joins the
+    workers while holding the GIL, so a worker still waiting for it would wait forever (seen with
+    torch 2.4: the process hangs at exit, about one two-node run in six). Sleeping releases the
+    GIL; every collective of the run has completed by now, so the workers only finish freeing.
+    """
     if torch.distributed.is_initialized():  # unless the script destroyed it itself
+        time.sleep(_DRAIN_SECONDS)
         torch.distributed.destroy_process_group()
